@@ -1,0 +1,3 @@
+from subnet.cli import main
+
+main()

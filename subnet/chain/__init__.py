@@ -1,0 +1,21 @@
+"""The chain port and its adapters (embedded devchain, bittensor)."""
+
+from subnet.chain.base import (
+    Chain,
+    ChainError,
+    ChainUnavailable,
+    Neuron,
+    NotRegistered,
+    RawCommitment,
+    WeightsRateLimited,
+)
+
+__all__ = [
+    "Chain",
+    "ChainError",
+    "ChainUnavailable",
+    "Neuron",
+    "NotRegistered",
+    "RawCommitment",
+    "WeightsRateLimited",
+]

@@ -1,0 +1,113 @@
+"""Call an Actor through affinetes' own HTTP executor, hardened for untrusted servers.
+
+Every runtime ends here: it has an Actor server at some URL (a local process, a container's
+bridge IP, a Basilica deployment) and calls it with `affinetes.load_env(mode="url")`. We swap the
+executor's httpx client for one with a response cap, enforce the validator's deadline around each
+call, and map whatever goes wrong to a `MinerFault` with a kind and one line of detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+import httpx
+
+from subnet.protocol import FaultKind, MinerFault
+from subnet.runtime.http_guard import ResponseTooLarge, capped_client
+
+_FUNCTION_BASED = "function_based"
+_DETAIL_CHARS = 200
+
+
+def load_url_env(base_url: str) -> Any:
+    """An affinetes EnvironmentWrapper over `base_url`, with no network I/O at load time."""
+    import affinetes
+    from affinetes.utils.logger import logger as affinetes_logger
+
+    affinetes_logger.setLevel(logging.WARNING)  # it logs every load and close at INFO
+    # Passing the env type skips affinetes' endpoint probe, which would run a nested event loop.
+    return affinetes.load_env(mode="url", base_url=base_url, env_type_override=_FUNCTION_BASED)
+
+
+def install_capped_client(env: Any, max_response_bytes: int) -> None:
+    """Replace the executor's unbounded httpx client with a capped one."""
+    executor = env._backend._http_executor
+    executor.client = capped_client(max_response_bytes)
+
+
+class AffinetesSession:
+    """An `ActorSession` over an affinetes EnvironmentWrapper."""
+
+    def __init__(self, env: Any, max_response_bytes: int) -> None:
+        self._env = env
+        install_capped_client(env, max_response_bytes)
+
+    @classmethod
+    def for_url(cls, base_url: str, max_response_bytes: int) -> "AffinetesSession":
+        return cls(load_url_env(base_url), max_response_bytes)
+
+    async def call(self, method: str, kwargs: Mapping[str, Any], timeout: float) -> Any:
+        remote = getattr(self._env, method)
+        try:
+            return await asyncio.wait_for(remote(**kwargs), timeout=timeout)
+        except asyncio.TimeoutError:
+            raise MinerFault(FaultKind.TIMEOUT, f"no answer within {timeout:g}s") from None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a named fault
+            raise classify_call_error(exc) from None
+
+    async def close(self) -> None:
+        from affinetes.core import get_registry
+
+        try:
+            await self._env.cleanup()
+        finally:
+            get_registry().unregister(self._env.name)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        chain.append(node)
+        seen.add(id(node))
+        node = node.__cause__ or node.__context__
+    return chain
+
+
+def one_line(text: str) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= _DETAIL_CHARS else flat[: _DETAIL_CHARS - 1] + "…"
+
+
+def classify_call_error(exc: BaseException) -> MinerFault:
+    """Map an exception raised through affinetes to a miner fault kind."""
+    for cause in _causes(exc):
+        if isinstance(cause, ResponseTooLarge):
+            return MinerFault(FaultKind.OVERSIZED, str(cause))
+        if isinstance(cause, httpx.HTTPStatusError):
+            return _from_status(cause.response)
+        if isinstance(cause, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)):
+            return MinerFault(FaultKind.UNREACHABLE, f"{type(cause).__name__}: {one_line(str(cause))}")
+        if isinstance(cause, httpx.TimeoutException):
+            return MinerFault(FaultKind.TIMEOUT, type(cause).__name__)
+        if isinstance(cause, ValueError) and "JSON" in f"{type(cause).__name__} {cause}":
+            return MinerFault(FaultKind.BAD_OUTPUT, "response is not JSON")
+    root = _causes(exc)[-1]
+    if "Remote execution failed" in str(root) and "exceeded timeout" in str(root):
+        return MinerFault(FaultKind.TIMEOUT, "the Actor server's own timeout fired")
+    return MinerFault(FaultKind.ERROR, f"{type(root).__name__}: {one_line(str(root))}")
+
+
+def _from_status(response: httpx.Response) -> MinerFault:
+    """The affinetes server answers 404 for a missing method and 500 with the exception text."""
+    try:
+        detail = str(response.json().get("detail", ""))
+    except Exception:  # noqa: BLE001 - a hostile body is just an unhelpful one
+        detail = ""
+    message = one_line(detail.split("\n", 1)[0]) or f"HTTP {response.status_code}"
+    if response.status_code == 404:
+        return MinerFault(FaultKind.NO_METHOD, message)
+    return MinerFault(FaultKind.ERROR, f"HTTP {response.status_code}: {message}")

@@ -1,0 +1,1 @@
+"""The validator: the round engine, and the loop that turns a round into weights."""

@@ -1,0 +1,63 @@
+"""What a round produced, per miner, in the shape `subnet dry-run --json` prints."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from subnet.validator.round import MinerOutcome
+
+
+@dataclass
+class MinerReport:
+    uid: int
+    hotkey: str
+    env: str
+    digest: str
+    tasks: int
+    verified: int
+    accuracy: float
+    latency_ms_p50: float | None
+    score: float
+    weight: float
+    faults: dict[str, int]
+    reason: str = ""
+
+    @classmethod
+    def from_outcome(cls, outcome: MinerOutcome, score: float, weight: float) -> "MinerReport":
+        sub = outcome.submission
+        counted = outcome.counted
+        verified = sum(1 for t in counted if t.verified)
+        latencies = outcome.verified_latencies_ms
+        return cls(
+            uid=sub.uid,
+            hotkey=sub.hotkey,
+            env=sub.name,
+            digest=sub.digest,
+            tasks=len(counted),
+            verified=verified,
+            accuracy=round(verified / len(counted), 4) if counted else 0.0,
+            latency_ms_p50=round(statistics.median(latencies), 3) if latencies else None,
+            score=round(score, 6),
+            weight=round(weight, 6),
+            faults=outcome.faults,
+            reason=outcome.first_reason,
+        )
+
+
+@dataclass
+class RoundReport:
+    mode: str
+    challenge: str
+    tasks_per_miner: int
+    miners: list[MinerReport]
+    weights: dict[int, float]
+    weights_set: str = ""  # what happened on chain, one line
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # commitments ignored, with reasons
+    wall_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["weights"] = {str(uid): round(w, 6) for uid, w in sorted(self.weights.items())}
+        return data

@@ -1,0 +1,185 @@
+"""The round engine: every miner's Actor on every task, with bounded concurrency and deadlines.
+
+Phases: every Actor is provisioned first (at most `start_concurrency` starting at once), then
+all tasks run, then everything is torn down; so no miner's latency is measured while another is
+still booting on shared hardware. Bounds: at most
+`concurrency` calls in flight overall and `per_miner` per miner (taken in that order, so a miner
+waiting on its own limit holds no global slot); a validator-side deadline on every call; and a
+breaker that fails a miner's remaining tasks after `breaker_faults` consecutive timeouts or
+crashes, so a dead Actor costs one deadline, not one per task. Latency is the validator's own
+clock around the call; verification runs after the answer, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from subnet.challenges.base import Challenge, Task
+from subnet.protocol import EVALUATE_METHOD, FaultKind, InfraFault, MinerFault, Submission
+from subnet.runtime.affinetes_session import one_line
+from subnet.runtime.base import ActorSession, Runtime
+
+log = logging.getLogger(__name__)
+
+_BREAKER_KINDS = {FaultKind.TIMEOUT, FaultKind.UNREACHABLE}
+
+
+@dataclass(frozen=True)
+class RoundLimits:
+    concurrency: int = 8
+    per_miner: int = 4
+    start_concurrency: int = 8
+    call_timeout: float = 30.0
+    breaker_faults: int = 2
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_index: int
+    verified: bool = False
+    fault: FaultKind | None = None
+    reason: str = ""
+    latency_ms: float | None = None
+    infra: bool = False  # not the miner's fault: excluded from its metrics
+
+
+@dataclass
+class MinerOutcome:
+    submission: Submission
+    tasks: list[TaskOutcome] = field(default_factory=list)
+
+    @property
+    def counted(self) -> list[TaskOutcome]:
+        return [t for t in self.tasks if not t.infra]
+
+    @property
+    def verified_latencies_ms(self) -> list[float]:
+        return [t.latency_ms for t in self.tasks if t.verified and t.latency_ms is not None]
+
+    @property
+    def faults(self) -> dict[str, int]:
+        counts = collections.Counter(t.fault.value for t in self.counted if t.fault)
+        infra = sum(1 for t in self.tasks if t.infra)
+        if infra:
+            counts["infra"] = infra
+        return dict(sorted(counts.items()))
+
+    @property
+    def first_reason(self) -> str:
+        return next((t.reason for t in self.tasks if t.reason), "")
+
+
+ProgressFn = Callable[[Submission, TaskOutcome], None]
+
+
+class _Breaker:
+    """Trips after `limit` consecutive deadline/crash faults; then remaining tasks fail fast."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak = 0
+        self.tripped: MinerFault | None = None
+
+    def record(self, fault: MinerFault | None) -> None:
+        if fault is None or fault.kind not in _BREAKER_KINDS:
+            self.streak = 0
+            return
+        self.streak += 1
+        if self.streak >= self.limit and self.tripped is None:
+            self.tripped = fault
+
+
+class RoundEngine:
+    def __init__(self, runtime: Runtime, challenge: Challenge, limits: RoundLimits) -> None:
+        self.runtime = runtime
+        self.challenge = challenge
+        self.limits = limits
+
+    async def run(
+        self, submissions: Sequence[Submission], tasks: Sequence[Task], progress: ProgressFn | None = None
+    ) -> list[MinerOutcome]:
+        self._calls = asyncio.Semaphore(self.limits.concurrency)
+        self._starts = asyncio.Semaphore(self.limits.start_concurrency)
+        self._pending_starts = len(submissions)
+        self._all_started = asyncio.Event()
+        if not submissions:
+            return []
+        self._progress = progress or (lambda _s, _o: None)
+        return list(await asyncio.gather(*(self._run_miner(s, tasks) for s in submissions)))
+
+    async def _run_miner(self, sub: Submission, tasks: Sequence[Task]) -> MinerOutcome:
+        done: dict[int, TaskOutcome] = {}
+        fallback: TaskOutcome | None = None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with self._starts:
+                        actor = await stack.enter_async_context(self.runtime.open(sub))
+                finally:
+                    self._started_one()
+                # Nobody's clock runs while another Actor is still booting on shared hardware.
+                await self._all_started.wait()
+                await self._run_tasks(sub, actor, tasks, done)
+        except MinerFault as fault:
+            fallback = TaskOutcome(-1, fault=fault.kind, reason=fault.detail)
+        except InfraFault as exc:
+            fallback = TaskOutcome(-1, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
+        except Exception as exc:  # noqa: BLE001 - a runtime bug must not sink the round or the miner
+            log.exception("runtime failed for %s", sub.name)
+            fallback = TaskOutcome(-1, reason=f"validator error: {type(exc).__name__}: {one_line(str(exc))}", infra=True)
+        outcome = MinerOutcome(sub)
+        for task in tasks:
+            result = done.get(task.index)
+            if result is None:
+                fallback = fallback or TaskOutcome(-1, reason="not run", infra=True)
+                result = TaskOutcome(task.index, fault=fallback.fault, reason=fallback.reason, infra=fallback.infra)
+                self._progress(sub, result)
+            outcome.tasks.append(result)
+        return outcome
+
+    def _started_one(self) -> None:
+        self._pending_starts -= 1
+        if self._pending_starts <= 0:
+            self._all_started.set()
+
+    async def _run_tasks(self, sub: Submission, actor: ActorSession, tasks: Sequence[Task], done: dict) -> None:
+        per_miner = asyncio.Semaphore(self.limits.per_miner)
+        breaker = _Breaker(self.limits.breaker_faults)
+
+        async def one(task: Task) -> None:
+            result = await self._run_task(actor, task, per_miner, breaker)
+            done[task.index] = result
+            self._progress(sub, result)
+
+        await asyncio.gather(*(one(t) for t in tasks))
+
+    async def _run_task(self, actor: ActorSession, task: Task, per_miner: asyncio.Semaphore, breaker: _Breaker) -> TaskOutcome:
+        async with per_miner:
+            if breaker.tripped:
+                return _failed(task, breaker.tripped, "after repeated failures: ")
+            kwargs = {"task_id": task.index, **task.payload, "timeout": self.limits.call_timeout}
+            async with self._calls:
+                started = time.perf_counter()
+                try:
+                    answer = await actor.call(EVALUATE_METHOD, kwargs, self.limits.call_timeout)
+                except MinerFault as fault:
+                    breaker.record(fault)
+                    return _failed(task, fault)
+                except InfraFault as exc:
+                    return TaskOutcome(task.index, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
+                latency_ms = (time.perf_counter() - started) * 1000.0
+            breaker.record(None)
+        verdict = await asyncio.to_thread(self.challenge.verify, task, answer)
+        if not verdict.ok:
+            return TaskOutcome(task.index, fault=verdict.fault, reason=verdict.reason, latency_ms=latency_ms)
+        return TaskOutcome(task.index, verified=True, latency_ms=latency_ms)
+
+
+def _failed(task: Task, fault: MinerFault, prefix: str = "") -> TaskOutcome:
+    return TaskOutcome(task.index, fault=fault.kind, reason=prefix + fault.detail)

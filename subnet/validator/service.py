@@ -1,0 +1,166 @@
+"""One validator round end to end: commitments → submissions → round → store → weights on chain.
+
+`subnet dry-run` and `subnet validator run` both go through `Validator.run_round`; they differ
+only in the chain adapter, the runtime and how a committed image is resolved to something the
+runtime can start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from subnet import scoring
+from subnet.chain.base import Chain, ChainError, RawCommitment, WeightsRateLimited
+from subnet.challenges.base import Challenge
+from subnet.commitment import ImageRef, InvalidCommitment, parse_image_ref
+from subnet.config import Settings
+from subnet.protocol import Submission
+from subnet.store import Store, TaskRecord
+from subnet.validator.report import MinerReport, RoundReport
+from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[ImageRef], str]  # image ref → what the runtime starts (env dir, local image, ref)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    hotkey: str
+    uid: int | None
+    reason: str
+
+
+def round_seed(secret: bytes, block: int) -> bytes:
+    """Tasks depend on the validator's secret and the block: unpredictable to miners."""
+    return hashlib.sha256(secret + block.to_bytes(8, "big")).digest()
+
+
+def limits_from(settings: Settings) -> RoundLimits:
+    return RoundLimits(
+        concurrency=settings.concurrency,
+        per_miner=settings.per_miner,
+        start_concurrency=settings.start_concurrency,
+        call_timeout=settings.call_timeout,
+        breaker_faults=settings.breaker_faults,
+    )
+
+
+def submissions_from(
+    commitments: Sequence[RawCommitment], resolve: Resolver, labels: dict[str, str] | None = None
+) -> tuple[list[Submission], list[Rejection]]:
+    """Parse every commitment strictly; anything malformed is ignored with a one-line reason."""
+    subs: list[Submission] = []
+    rejected: list[Rejection] = []
+    for raw in commitments:
+        if raw.uid is None:
+            rejected.append(Rejection(raw.hotkey, None, "hotkey is not registered"))
+            continue
+        try:
+            ref = parse_image_ref(raw.data)
+        except InvalidCommitment as exc:
+            rejected.append(Rejection(raw.hotkey, raw.uid, f"invalid commitment: {exc}"))
+            continue
+        label = (labels or {}).get(ref.digest, str(ref))
+        subs.append(Submission(raw.uid, raw.hotkey, resolve(ref), ref.digest, label))
+    return subs, rejected
+
+
+class Validator:
+    def __init__(self, chain: Chain, runtime, challenge: Challenge, settings: Settings, store: Store) -> None:
+        self.chain = chain
+        self.runtime = runtime
+        self.challenge = challenge
+        self.settings = settings
+        self.store = store
+
+    async def run_round(
+        self,
+        submissions: Sequence[Submission],
+        seed: bytes,
+        progress: ProgressFn | None = None,
+        rejected: Sequence[Rejection] = (),
+    ) -> RoundReport:
+        started = time.perf_counter()
+        block = self.chain.current_block()
+        round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
+        tasks = self.challenge.make_tasks(seed, self.settings.tasks)
+        engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
+        outcomes = await engine.run(submissions, tasks, progress)
+        self.store.finish_round(round_id, _records(outcomes))
+
+        raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
+        smoothed = self._smooth(outcomes, raw, round_id)
+        weights = self._weights(smoothed)
+        outcome_line = self._set_weights(weights)
+        miners = [MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0)) for o in outcomes]
+        return RoundReport(
+            mode=self.runtime.name,
+            challenge=self.challenge.name,
+            tasks_per_miner=len(tasks),
+            miners=sorted(miners, key=lambda m: m.uid),
+            weights=weights,
+            weights_set=outcome_line,
+            rejected=[{"hotkey": r.hotkey, "uid": r.uid, "reason": r.reason} for r in rejected],
+            wall_s=round(time.perf_counter() - started, 3),
+        )
+
+    def _smooth(self, outcomes: Sequence[MinerOutcome], raw: dict[int, float], round_id: int) -> dict[str, float]:
+        current = {o.submission.hotkey: raw[o.submission.uid] for o in outcomes if o.counted}
+        evaluated = {o.submission.hotkey for o in outcomes}
+        # Registered miners with nothing valid committed this round decay toward zero.
+        for neuron in self.chain.neurons(self.settings.netuid):
+            if neuron.hotkey not in evaluated and neuron.hotkey != self.chain.hotkey:
+                current.setdefault(neuron.hotkey, 0.0)
+        smoothed = scoring.smooth(self.store.smoothed_scores(), current, self.settings.ema_alpha)
+        self.store.save_smoothed_scores(smoothed, round_id)
+        return smoothed
+
+    def _weights(self, smoothed: dict[str, float]) -> dict[int, float]:
+        registered = {n.hotkey: n.uid for n in self.chain.neurons(self.settings.netuid)}
+        by_uid = {uid: smoothed[hk] for hk, uid in registered.items() if hk in smoothed}
+        s = self.settings
+        return scoring.weights(by_uid, power=s.power, burn_share=s.burn_share, burn_uid=s.burn_uid)
+
+    def _set_weights(self, weights: dict[int, float]) -> str:
+        if not weights:
+            return "not set: nothing to pay"
+        try:
+            self.chain.set_weights(self.settings.netuid, weights, self.settings.version_key)
+        except WeightsRateLimited as exc:
+            return f"not set: rate limited, retry in {exc.retry_in_blocks} blocks"
+        except ChainError as exc:
+            log.warning("set_weights failed: %s", exc)
+            return f"not set: {exc}"
+        return f"set for {len(weights)} uids"
+
+
+def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
+    sub = outcome.submission
+    counted = outcome.counted
+    return scoring.MinerMetrics(
+        uid=sub.uid,
+        hotkey=sub.hotkey,
+        digest=sub.digest,
+        tasks=len(counted),
+        verified=sum(1 for t in counted if t.verified),
+        latencies_ms=tuple(outcome.verified_latencies_ms),
+        hourly_price=None,
+    )
+
+
+def _records(outcomes: Sequence[MinerOutcome]) -> list[TaskRecord]:
+    return [
+        TaskRecord(
+            digest=o.submission.digest, uid=o.submission.uid, hotkey=o.submission.hotkey,
+            task_index=t.task_index, verified=t.verified,
+            fault=("infra" if t.infra else (t.fault.value if t.fault else None)),
+            reason=t.reason, latency_ms=t.latency_ms,
+        )
+        for o in outcomes
+        for t in o.tasks
+    ]

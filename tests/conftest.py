@@ -1,0 +1,32 @@
+"""Shared fixtures. Docker tests skip only where no daemon answers; with SUBNET_REQUIRE_DOCKER=1
+(set by CI) that skip becomes a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ENVS = REPO / "envs"
+FIXTURE_ENVS = Path(__file__).resolve().parent / "envs"
+
+
+def docker_required() -> bool:
+    return os.environ.get("SUBNET_REQUIRE_DOCKER", "") not in ("", "0", "false")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        if docker_required():
+            pytest.fail(f"SUBNET_REQUIRE_DOCKER is set but no Docker daemon answers: {exc}")
+        pytest.skip(f"no Docker daemon answers: {exc}")
+    yield client
+    client.close()
