@@ -20,6 +20,11 @@ def _root() -> None:
 def _register() -> None:
     # Each module adds its commands to `app`; imported here so `subnet --help` lists them all.
     from subnet.cli import dryrun  # noqa: F401
+    from subnet.cli import miner_chain  # noqa: F401  (subnet miner commit)
+    from subnet.cli.miner_group import miner_app
+
+    if all(group.typer_instance is not miner_app for group in app.registered_groups):
+        app.add_typer(miner_app, name="miner")  # once, whichever module defines miner commands
 
 
 def main() -> None:

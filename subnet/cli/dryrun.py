@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from subnet import aio
 from subnet.cli import app
 from subnet.config import Settings
 from subnet.dryrun import default_env_dirs, dry_run
@@ -64,7 +65,7 @@ def _run_with_progress(env_dirs, runtime, settings: Settings, console: Console) 
     columns = (TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task("tasks", total=total)
-        return asyncio.run(dry_run(env_dirs, runtime, settings, lambda _s, _o: bar.advance(job)))
+        return aio.run(dry_run(env_dirs, runtime, settings, lambda _s, _o: bar.advance(job)))
 
 
 def print_report(report: RoundReport, console: Console) -> None:

@@ -53,9 +53,13 @@ class AffinetesSession:
         try:
             return await asyncio.wait_for(remote(**kwargs), timeout=timeout)
         except asyncio.TimeoutError:
-            raise MinerFault(FaultKind.TIMEOUT, f"no answer within {timeout:g}s") from None
+            fault = MinerFault(FaultKind.TIMEOUT, f"no answer within {timeout:g}s")
         except Exception as exc:  # noqa: BLE001 - every failure becomes a named fault
-            raise classify_call_error(exc) from None
+            fault = classify_call_error(exc)
+        # Raised outside the except block so the fault carries no __context__: the original
+        # traceback pins httpcore's half-read stream generators, which must be finalised now,
+        # inside the event loop, not whenever the fault object is dropped.
+        raise fault
 
     async def close(self) -> None:
         from affinetes.core import get_registry

@@ -24,11 +24,20 @@ class _CappedStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
-        async for chunk in self._inner:
-            seen += len(chunk)
-            if seen > self._limit:
-                raise ResponseTooLarge(self._limit)
-            yield chunk
+        chunks = self._inner.__aiter__()
+        try:
+            async for chunk in chunks:
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise ResponseTooLarge(self._limit)
+                yield chunk
+        finally:
+            # Close the connection's generator here, in this task; left to the garbage
+            # collector it would be finalised outside its event loop task.
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await self._inner.aclose()
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -1,0 +1,52 @@
+"""Run a coroutine to completion on a fresh event loop, correctly even under nest_asyncio.
+
+affinetes applies `nest_asyncio` globally on import. Its patched `asyncio.run` and
+`run_until_complete` never install the loop's async-generator hooks, so generators left half-read
+(an answer cut off at the size cap, a call cancelled at its deadline) are finalised outside the
+loop and fail noisily. `run_forever` does install them; this runner drives the loop through it
+and shuts generators down before closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, TypeVar
+
+T = TypeVar("T")
+
+
+def run(main: Awaitable[T]) -> T:
+    loop = asyncio.new_event_loop()
+    previous = _current_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        task = asyncio.ensure_future(main, loop=loop)
+        task.add_done_callback(lambda _: loop.stop())
+        loop.run_forever()
+        if not task.done():  # stopped from elsewhere (a signal handler): cancel and wait
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        return task.result()
+    finally:
+        _shutdown(loop)
+        asyncio.set_event_loop(previous)
+
+
+def _current_loop():
+    try:
+        return asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()

@@ -1,0 +1,91 @@
+"""`subnet miner commit`: publish a digest-pinned image reference as this hotkey's commitment.
+
+Exit codes: 0 committed (or valid, with --dry-run); 2 the reference or an option is invalid;
+1 the chain refused or could not be reached. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NoReturn, Optional
+
+import typer
+
+from subnet.chain.base import ChainError, ChainUnavailable, NotRegistered
+from subnet.cli.miner_group import miner_app
+from subnet.commitment import InvalidCommitment, parse_image_ref
+from subnet.config import Settings
+
+_NETWORK_HELP = "devchain (local SQLite chain), finney, test, local, or a ws:// URL (default: SUBNET_NETWORK)"
+
+
+@miner_app.command("commit")
+def commit(
+    image_ref: str = typer.Argument(..., metavar="IMAGE_REF", help="registry/repo[:tag]@sha256:<64 hex>"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: SUBNET_NETUID)"),
+    network: Optional[str] = typer.Option(None, "--network", help=_NETWORK_HELP),
+    wallet_name: str = typer.Option("default", "--wallet.name", help="Wallet (coldkey) name"),
+    wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),
+    wallet_path: Optional[str] = typer.Option(None, "--wallet.path", help="Wallets directory (default: ~/.bittensor/wallets)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would be committed; no wallet, no network"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Commit IMAGE_REF on chain, signed by the wallet's hotkey.
+
+    On the devchain the identity is WALLET/HOTKEY and is registered automatically (printed).
+    """
+    settings = Settings()
+    netuid = settings.netuid if netuid is None else netuid
+    network = network or settings.network
+    try:
+        parse_image_ref(image_ref)
+    except InvalidCommitment as exc:
+        _fail(f"invalid image reference: {exc}", code=2)
+    data = image_ref.encode("ascii")
+    payload: dict = {"netuid": netuid, "network": network, "data": image_ref, "bytes": len(data)}
+    if dry_run:
+        _emit(payload, as_json, f"would commit {image_ref} ({len(data)} bytes) on netuid {netuid} ({network})")
+        return
+
+    try:
+        chain = _open(network, wallet_name, wallet_hotkey, wallet_path, settings)
+        _register_on_devchain(chain, netuid)
+        block = chain.commit(netuid, data)
+        hotkey = chain.hotkey
+    except NotRegistered as exc:
+        _fail(
+            f"{exc}; register it first: btcli subnets register --netuid {netuid} "
+            f"-w {wallet_name} -H {wallet_hotkey} --network {network}"
+        )
+    except ChainUnavailable as exc:
+        _fail(f"chain unavailable: {exc}")
+    except (ChainError, ValueError) as exc:
+        _fail(str(exc))
+    payload.update(hotkey=hotkey, block=block)
+    _emit(payload, as_json, f"committed {image_ref} for {hotkey} on netuid {netuid} ({network}) at block {block}")
+
+
+def _open(network: str, wallet_name: str, wallet_hotkey: str, wallet_path: Optional[str], settings: Settings):
+    from subnet.chain.factory import open_chain
+
+    return open_chain(network, wallet_name, wallet_hotkey, wallet_path, settings)
+
+
+def _register_on_devchain(chain, netuid: int) -> None:
+    """A single-machine loop should just work: the devchain registers the miner for free."""
+    from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered
+
+    if getattr(chain, "network", None) != DEVCHAIN:
+        return
+    uid, new = ensure_devchain_registered(chain, netuid)
+    if new:
+        typer.echo(f"devchain: registered {chain.hotkey} as uid {uid} on netuid {netuid}", err=True)
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(payload) if as_json else text)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,13 @@
+"""The `subnet miner` command group, shared by every module that adds a miner command.
+
+Modules decorate `miner_app`; `subnet.cli._register()` attaches it to the root app once.
+"""
+
+from __future__ import annotations
+
+import typer
+
+miner_app = typer.Typer(
+    help="Miner commands: build, push and publish an Actor image, and commit its digest on chain.",
+    no_args_is_help=True,
+)

@@ -1,0 +1,134 @@
+"""Build a miner's env folder into an Actor image with the Docker SDK.
+
+Two builds: the env's own Dockerfile (unmodified, as it would build anywhere), then the wrapper
+stage of `subnet.miner.wrapper` on top of it, which adds the pinned affinetes server, a non-root
+user and the CMD. The result is identified by its local content digest (the image id); see
+`subnet.runtime.images` for the `local.invalid/...@sha256:<id>` reference used in dry runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from subnet.miner.envcheck import InvalidEnv, validate_env_dir
+from subnet.miner.wrapper import SERVE_PY, SERVER_REQUIREMENTS, wrapper_dockerfile
+from subnet.runtime.images import InvalidTag, local_reference, parse_tag
+
+__all__ = ["BuiltImage", "BuildFailed", "DockerUnavailable", "InvalidEnv", "InvalidTag", "build_env_image"]
+
+Log = Callable[[str], None]
+
+
+class BuildFailed(RuntimeError):
+    """A Docker build failed; the message is one line naming the stage and the error."""
+
+
+class DockerUnavailable(RuntimeError):
+    """No Docker daemon answers."""
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    tag: str  # the local tag given to the Actor image, e.g. "my-env:dev"
+    image_id: str  # local content digest, "sha256:<64 hex>"
+    reference: str  # "local.invalid/my-env:dev@sha256:<64 hex>", usable as Submission.source
+
+    @property
+    def digest(self) -> str:
+        return self.image_id
+
+
+def docker_client(client: Any = None) -> Any:
+    """`client`, or a client for the local daemon; raises `DockerUnavailable` in one line."""
+    if client is not None:
+        return client
+    import docker
+
+    try:
+        new = docker.from_env()
+        new.ping()
+    except Exception as exc:  # noqa: BLE001
+        raise DockerUnavailable(f"no Docker daemon answers: {_one_line(exc)}") from None
+    return new
+
+
+def build_env_image(
+    env_dir: Path,
+    tag: str,
+    client: Any = None,
+    *,
+    network_mode: str = "host",
+    nocache: bool = False,
+    log: Log | None = None,
+) -> BuiltImage:
+    """Validate `env_dir`, build it and the Actor wrapper, tag the result `tag`.
+
+    `network_mode="host"` lets `pip install` in the env's Dockerfile reach PyPI where the default
+    bridge has no route out. Raises InvalidEnv / InvalidTag (bad input), DockerUnavailable,
+    BuildFailed; each with a one-line message.
+    """
+    env_dir = validate_env_dir(Path(env_dir))
+    parse_tag(tag)  # reject a bad tag before spending minutes on a build
+    client = docker_client(client)
+    emit = log or (lambda _line: None)
+
+    emit(f"[1/2] building {env_dir} with its own Dockerfile")
+    base_id = _build(client, "env Dockerfile", emit, path=str(env_dir), dockerfile="Dockerfile",
+                     network_mode=network_mode, nocache=nocache)
+
+    emit("[2/2] adding the affinetes Actor server (pinned PyPI packages)")
+    with tempfile.TemporaryDirectory(prefix="subnet-wrapper-") as ctx:
+        root = Path(ctx)
+        (root / "Dockerfile").write_text(wrapper_dockerfile(base_id))
+        (root / "server-requirements.txt").write_text(SERVER_REQUIREMENTS)
+        (root / "serve.py").write_text(SERVE_PY)
+        image_id = _build(client, "Actor wrapper", emit, path=ctx, dockerfile="Dockerfile", tag=tag,
+                          network_mode=network_mode, nocache=nocache)
+    return BuiltImage(tag=tag, image_id=image_id, reference=local_reference(tag, image_id))
+
+
+def _build(client: Any, stage: str, emit: Log, **kwargs: Any) -> str:
+    """Run one build through the low-level API (streamed), return the image id."""
+    import docker.errors
+
+    try:
+        events = client.api.build(rm=True, forcerm=True, pull=False, decode=True, **kwargs)
+        return _follow(events, stage, emit)
+    except BuildFailed:
+        raise
+    except docker.errors.APIError as exc:
+        raise BuildFailed(f"{stage}: {_one_line(exc.explanation or exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - connection drops, bad context, ...
+        raise BuildFailed(f"{stage}: {type(exc).__name__}: {_one_line(exc)}") from None
+
+
+def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
+    image_id = None
+    last_step = ""
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        if "error" in event:
+            where = f" at {last_step}" if last_step else ""
+            raise BuildFailed(f"{stage} failed{where}: {_one_line(event['error'])}")
+        text = event.get("stream")
+        if text:
+            for line in text.splitlines():
+                if line.strip():
+                    emit(line.rstrip())
+                if line.startswith("Step "):
+                    last_step = line.split(":", 1)[0]  # "Step 4/6"
+        aux = event.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            image_id = aux["ID"]
+    if not image_id or not image_id.startswith("sha256:"):
+        raise BuildFailed(f"{stage}: the daemon reported no image id")
+    return image_id
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

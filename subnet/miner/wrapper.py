@@ -1,0 +1,87 @@
+"""The wrapper stage that turns a miner's env image into an Actor image.
+
+affinetes' own `build_image_from_env` installs affinetes from GitHub `@main` (unreachable here and
+not reproducible). This stage installs the affinetes HTTP server from exact PyPI pins instead.
+
+Layout inside the image:
+- `/opt/subnet-actor/lib`   the pinned server packages (`pip --target`, no deps resolution)
+- `/opt/subnet-actor/serve.py`   starts affinetes' server template on 0.0.0.0:8000
+- `/app/env.py`             the miner's Actor (the template hard-codes this path)
+
+The server packages are appended to `sys.path` *after* the env's own site-packages, so an env
+that pins its own pydantic/fastapi keeps them; the server only fills in what is missing.
+"""
+
+from __future__ import annotations
+
+from subnet.protocol import ACTOR_PORT
+
+AFFINETES_VERSION = "0.2.0"
+ACTOR_UID = 10001
+SERVER_DIR = "/opt/subnet-actor"
+
+# The full closure of fastapi + uvicorn (no extras), resolved together and pinned exactly; the
+# wheels exist for CPython 3.10-3.13 on manylinux. affinetes is installed without its client-side
+# dependencies (docker, paramiko, aiohttp, ...): the server template needs none of them.
+SERVER_REQUIREMENTS = f"""\
+affinetes=={AFFINETES_VERSION}
+fastapi==0.115.12
+starlette==0.46.2
+pydantic==2.11.4
+pydantic-core==2.33.2
+annotated-types==0.7.0
+typing-extensions==4.13.2
+typing-inspection==0.4.0
+anyio==4.9.0
+idna==3.10
+sniffio==1.3.1
+exceptiongroup==1.2.2 ; python_version < "3.11"
+uvicorn==0.34.2
+click==8.1.8
+h11==0.16.0
+"""
+
+SERVE_PY = f'''\
+"""Start affinetes' HTTP server template (pinned, from {SERVER_DIR}/lib) for /app/env.py."""
+import os
+import sys
+
+LIB = "{SERVER_DIR}/lib"
+TEMPLATES = LIB + "/affinetes/templates"
+sys.path.append(LIB)  # after the env's own packages: the env's pins win
+
+if "--check" in sys.argv:  # build-time smoke test: the server imports, env.py is where it must be
+    sys.path.insert(0, TEMPLATES)
+    import http_server  # noqa: F401  (imports fastapi/pydantic; does not load env.py)
+    import uvicorn  # noqa: F401
+    if not os.path.isfile("/app/env.py"):
+        sys.exit("subnet: /app/env.py is missing: the env Dockerfile must `WORKDIR /app` and `COPY . .`")
+    sys.exit(0)
+
+import uvicorn
+
+# Importing the template as a top-level module (not `affinetes.templates.http_server`) keeps
+# affinetes' client side, and its many dependencies, out of the image.
+uvicorn.run("http_server:app", host="0.0.0.0", port={ACTOR_PORT}, app_dir=TEMPLATES, workers=1,
+            log_level="warning", access_log=False)
+'''
+
+
+def wrapper_dockerfile(base_image_id: str) -> str:
+    """The wrapper stage on top of the env image `base_image_id` (a local `sha256:` image id)."""
+    return f"""\
+FROM {base_image_id}
+USER root
+COPY server-requirements.txt serve.py {SERVER_DIR}/
+RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --only-binary=:all: \\
+      --target {SERVER_DIR}/lib -r {SERVER_DIR}/server-requirements.txt \\
+ && python3 {SERVER_DIR}/serve.py --check \\
+ && chmod -R a+rX {SERVER_DIR} /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+WORKDIR /app
+LABEL affinetes.env.type="function_based" subnet.actor.server="affinetes=={AFFINETES_VERSION}"
+EXPOSE {ACTOR_PORT}
+USER {ACTOR_UID}:{ACTOR_UID}
+ENTRYPOINT []
+CMD ["python3", "{SERVER_DIR}/serve.py"]
+"""
