@@ -3,8 +3,9 @@
 Calls used (checked against bittensor 11.3.0):
 - reads: `sub.block`; `sub.subnets.metagraph(netuid, commitments=False)` (uids, hotkeys,
   validator permits, last_update); `sub.subnets.commitments(netuid)` (hotkey → NeuronCommitment
-  with `.uid`, `.block`, `.fields`); `sub.at()` snapshot queries of `SubtensorModule.Uids`,
-  `WeightsSetRateLimit` and `LastUpdate` for the weights preflight.
+  with `.uid`, `.block`, `.fields`); `sub.identity.commitment(netuid, hotkey)`; `sub.at()`
+  snapshot queries of `SubtensorModule.Uids`, `WeightsSetRateLimit` and `LastUpdate` for the
+  weights preflight.
 - commit: `sub.submit_call(bt.calls.Commitments.set_commitment(netuid=..., info={"fields":
   [{"Raw<n>": data}]}), wallet, signer="hotkey")` — one Raw field, signed by the hotkey.
 - weights: `sub.execute(bt.SetWeights(netuid=..., weights={uid: w}, version_key=...), wallet)`;
@@ -145,6 +146,9 @@ class BittensorChain:
 
     # -- writes --------------------------------------------------------------------------------
     def commit(self, netuid: int, data: bytes) -> int:
+        """Commit `data`; if the hotkey's commitment already holds exactly these bytes (e.g. an
+        earlier attempt landed before the connection dropped), nothing is sent and its block is
+        returned — re-committing would only move the evidence of authorship to a later block."""
         data = bytes(data)
         if not data or len(data) > MAX_COMMITMENT_BYTES:
             raise ValueError(f"commitment is {len(data)} bytes; the chain takes 1 to {MAX_COMMITMENT_BYTES}")
@@ -156,6 +160,9 @@ class BittensorChain:
             # and spends no fee.
             if sub.neurons.uid(hotkey, netuid) is None:
                 raise NotRegistered(f"hotkey {hotkey} is not registered on netuid {netuid} ({self.network})")
+            current = sub.identity.commitment(netuid, hotkey)
+            if current is not None and raw_field_bytes(current.fields) == data:
+                return int(current.block)
             result = sub.submit_call(call, self.wallet, signer="hotkey").raise_for_failure()
             return _inclusion_block(result) or int(sub.block)
 
@@ -166,9 +173,18 @@ class BittensorChain:
         if not any(w > 0 for w in weights.values()):
             raise ChainError("no positive weight to set")
         hotkey = self.hotkey
+        sent_at: list[int] = []  # block of the attempt that got as far as submitting
 
         def submit(sub: bt.Subtensor) -> None:
-            self._check_weights_window(sub, netuid, hotkey)
+            block, last, limit = self._weights_window(sub, netuid, hotkey)
+            if sent_at and last >= sent_at[-1]:
+                return  # the previous attempt landed before the connection dropped: don't resend
+            if limit and last and block - last < limit:
+                raise WeightsRateLimited(
+                    f"weights set {block - last} blocks ago on netuid {netuid}; the limit is {limit} blocks",
+                    retry_in_blocks=limit - (block - last),
+                )
+            sent_at.append(block)
             intent = bt.SetWeights(netuid=netuid, weights=weights, version_key=version_key)
             sub.execute(intent, self.wallet).raise_for_failure()
 
@@ -178,21 +194,17 @@ class BittensorChain:
         self._drop_client()
 
     # -- internals -----------------------------------------------------------------------------
-    def _check_weights_window(self, sub: bt.Subtensor, netuid: int, hotkey: str) -> None:
-        """Refuse before signing anything if the hotkey is unregistered or inside the rate limit."""
-        snap = sub.at()  # one block for all three reads
+    def _weights_window(self, sub: bt.Subtensor, netuid: int, hotkey: str) -> tuple[int, int, int]:
+        """(head block, this hotkey's last weights block, rate limit), read at one block before
+        anything is signed; an unregistered hotkey is refused here."""
+        snap = sub.at()
         uid = snap.query(_SubtensorModule.Uids, [netuid, hotkey])
         if uid is None:
             raise NotRegistered(f"hotkey {hotkey} is not registered on netuid {netuid} ({self.network})")
         limit = int(snap.query(_SubtensorModule.WeightsSetRateLimit, [netuid]) or 0)
         last_updates = snap.query(_SubtensorModule.LastUpdate, [netuid]) or []
         last = int(last_updates[int(uid)]) if int(uid) < len(last_updates) else 0
-        waited = int(snap.block) - last
-        if limit and last and waited < limit:
-            raise WeightsRateLimited(
-                f"weights set {waited} blocks ago on netuid {netuid}; the limit is {limit} blocks",
-                retry_in_blocks=limit - waited,
-            )
+        return int(snap.block), last, limit
 
     def _client(self) -> bt.Subtensor:
         if self._sub is None:

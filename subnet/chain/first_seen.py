@@ -11,10 +11,11 @@ within one scan, callers claim in (block, uid) order, so the lower uid wins a sa
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from subnet.store import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS first_seen (
@@ -38,7 +39,7 @@ class FirstSeen(Protocol):
 
 
 def _earlier(block: int, current: Owner | None) -> bool:
-    return current is None or block < current.block
+    return current is None or block <= current.block
 
 
 class MemoryFirstSeen:
@@ -62,10 +63,9 @@ class FirstSeenStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit mode, explicit transactions: a claim is read-then-write and must be atomic
-        # even if two validator processes share the file.
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        # The store's connection settings (autocommit, WAL, busy timeout): a claim runs in an
+        # explicit transaction because it is read-then-write and other connections share the file.
+        self._db = connect(self.path)
         self._db.execute(_SCHEMA)
 
     @classmethod

@@ -39,6 +39,9 @@ class Verdict:
 class Challenge(Protocol):
     name: str
     version: int
+    # True when `verify` costs real CPU (numpy work): the engine then runs it in a worker
+    # thread; a trivial check runs inline, where a thread hop would cost more than the check.
+    verify_in_thread: bool
 
     def make_tasks(self, round_seed: bytes, count: int) -> list[Task]: ...
 

@@ -42,7 +42,7 @@ def reference_rows(x: np.ndarray, weights: list[np.ndarray], rows: np.ndarray) -
     scale = 1.0 / math.sqrt(x.shape[0])
     y = x[rows].astype(np.float64)
     for w in weights:
-        y = np.tanh((y @ w.astype(np.float64)) * scale)
+        y = np.tanh((y @ w.astype(np.float64, copy=False)) * scale)
     return y.sum(axis=1)
 
 
@@ -68,10 +68,12 @@ class _MatrixCache:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            value = draw_matrices(seed, n, depth)
+            x, weights = draw_matrices(seed, n, depth)
+            # Kept in float64 so each verification multiplies without converting n² values.
+            value = (x, [w.astype(np.float64) for w in weights])
             with self._guard:
                 self._items[key] = value
-                self._evict(per_item=(depth + 1) * n * n * 4)
+                self._evict(per_item=(2 * depth + 1) * n * n * 4)
             return value
 
     def _evict(self, per_item: int) -> None:
@@ -83,6 +85,7 @@ class _MatrixCache:
 class MatrixChain:
     name = "matrix-chain"
     version = 1
+    verify_in_thread = True
 
     def __init__(self, n: int = 256, depth: int = 4, sampled_rows: int = SAMPLED_ROWS) -> None:
         if n < 2 or depth < 1:

@@ -24,11 +24,15 @@ _DETAIL_CHARS = 200
 def load_url_env(base_url: str) -> Any:
     """An affinetes EnvironmentWrapper over `base_url`, with no network I/O at load time."""
     import affinetes
+    from affinetes.core import get_registry
     from affinetes.utils.logger import logger as affinetes_logger
 
-    affinetes_logger.setLevel(logging.WARNING)  # it logs every load and close at INFO
+    affinetes_logger.setLevel(logging.ERROR)  # it logs every load and close, and name clashes
     # Passing the env type skips affinetes' endpoint probe, which would run a nested event loop.
-    return affinetes.load_env(mode="url", base_url=base_url, env_type_override=_FUNCTION_BASED)
+    env = affinetes.load_env(mode="url", base_url=base_url, env_type_override=_FUNCTION_BASED)
+    # The global registry keys envs by URL and second, so names clash; the session owns teardown.
+    get_registry().unregister(env.name)
+    return env
 
 
 def install_capped_client(env: Any, max_response_bytes: int) -> None:
@@ -62,12 +66,7 @@ class AffinetesSession:
         raise fault
 
     async def close(self) -> None:
-        from affinetes.core import get_registry
-
-        try:
-            await self._env.cleanup()
-        finally:
-            get_registry().unregister(self._env.name)
+        await self._env.cleanup()
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

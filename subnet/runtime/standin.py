@@ -20,6 +20,7 @@ class EchoChallenge:
 
     name = "echo"
     version = 1
+    verify_in_thread = False
 
     def make_tasks(self, round_seed: bytes, count: int) -> list[Task]:
         return [Task(i, task_seed(round_seed, i), {"seed": task_seed(round_seed, i)}) for i in range(count)]

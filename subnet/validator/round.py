@@ -175,7 +175,10 @@ class RoundEngine:
                     return TaskOutcome(task.index, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
                 latency_ms = (time.perf_counter() - started) * 1000.0
             breaker.record(None)
-        verdict = await asyncio.to_thread(self.challenge.verify, task, answer)
+        if self.challenge.verify_in_thread:
+            verdict = await asyncio.to_thread(self.challenge.verify, task, answer)
+        else:
+            verdict = self.challenge.verify(task, answer)
         if not verdict.ok:
             return TaskOutcome(task.index, fault=verdict.fault, reason=verdict.reason, latency_ms=latency_ms)
         return TaskOutcome(task.index, verified=True, latency_ms=latency_ms)

@@ -53,6 +53,7 @@ class FakeSubstrate:
         self.refuse_connects = 0  # next N connect() calls fail
         self.drop_reads = 0  # next N reads find the websocket dead
         self.drop_submits = 0  # next N submits lose the websocket before inclusion
+        self.drop_after_apply = 0  # next N submits land, then the websocket dies before the receipt
         self.reject_next: Optional[bt.ChainError] = None  # chain-side dispatch error for the next submit
 
     # -- test setup ----------------------------------------------------------------------------
@@ -215,6 +216,13 @@ class FakeSubstrate:
             error, self.reject_next = self.reject_next, None
             return bt.ExtrinsicResult(success=False, message=error.message, error=error)
         error = self._apply(call, signer)
+        if self.drop_after_apply:
+            self.drop_after_apply -= 1
+            self.connected = False
+            try:
+                raise ConnectionResetError("websocket closed (1006) while watching the extrinsic")
+            except ConnectionResetError as lost:
+                raise bt.ChainError(str(lost)) from lost
         if error is not None:
             return bt.ExtrinsicResult(success=False, message=error.message, error=error)
         return bt.ExtrinsicResult(success=True, message="Success", extrinsic_id=f"{self.head}-0001")

@@ -215,6 +215,35 @@ def test_a_submit_lost_with_the_connection_is_resent_once_reconnected(node, wall
     assert sleeps == [0.5]
 
 
+def test_weights_that_landed_before_the_drop_are_not_sent_again(node, wallets, make_chain, sleeps):
+    register_team(node, wallets)
+    node.drop_after_apply = 1
+    make_chain(wallets["validator"]).set_weights(NETUID, {1: 1.0}, version_key=1)
+    assert [s.function for s in node.submitted] == ["set_mechanism_weights"]
+    assert node.subnets[NETUID].last_update[0] > 0
+    assert sleeps == [0.5]
+
+
+def test_a_commitment_that_landed_before_the_drop_is_not_sent_again(node, wallets, make_chain, sleeps):
+    register_team(node, wallets)
+    node.drop_after_apply = 1
+    block = make_chain(wallets["miner"]).commit(NETUID, REF.encode())
+    assert len(node.submitted) == 1
+    assert block == node.subnets[NETUID].commitments[hotkey_of(wallets["miner"])]["block"]
+    assert sleeps == [0.5]
+
+
+def test_recommitting_identical_bytes_keeps_the_original_block(node, wallets, make_chain):
+    register_team(node, wallets)
+    chain = make_chain(wallets["miner"])
+    first = chain.commit(NETUID, REF.encode())
+    node.head += 50
+    assert chain.commit(NETUID, REF.encode()) == first
+    assert len(node.submitted) == 1
+    other = REF.replace(":v1@", ":v2@").encode()
+    assert chain.commit(NETUID, other) > first and len(node.submitted) == 2
+
+
 def test_backoff_is_capped_and_bounded():
     assert list(Backoff(attempts=6, base=1.0, factor=2.0, cap=4.0).delays()) == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert list(Backoff(attempts=1).delays()) == []

@@ -16,7 +16,7 @@ from subnet.config import Settings
 from .conftest import DIGEST_A, DIGEST_B, NETUID
 
 GOOD = f"ghcr.io/acme/miner:v1@{DIGEST_A}"
-FULL_WIDTH_HEX = "\uff41" * 64
+FULL_WIDTH_HEX = "\uff41" * 8 + "a" * 56  # looks like 64 hex digits, fits in 128 bytes
 
 
 def raw(data, uid=1, hotkey="5Hk", block=100) -> RawCommitment:
@@ -120,7 +120,7 @@ def test_first_seen_survives_the_owner_moving_on(tmp_path):
     assert [c.hotkey for c in remembered.copies] == ["5Copier"]
     assert remembered.copies[0].owner_hotkey == "5Author"
     # Without the store the copier would be taken for the author.
-    assert [c.hotkey for c in scan_commitments(later).accepted] == ["5Author", "5Copier"]
+    assert [c.hotkey for c in scan_commitments(later).accepted] == ["5Copier", "5Author"]  # by uid
 
 
 def test_only_strictly_earlier_chain_evidence_replaces_a_recorded_owner(tmp_path):

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Measure the round engine with stand-in Actors of fixed latency.
+
+    python scripts/bench_round.py --miners 64 --tasks 16 --concurrency 32 --latency 0.05
+
+Two transports, measured side by side in one run:
+  memory  the engine alone: in-process Actors that sleep, then echo (no HTTP)
+  http    the production call path: affinetes URL mode over loopback HTTP, with the size-capped
+          client, against a stand-in Actor server in a separate process (its CPU is not counted)
+
+Printed per transport: wall time, ideal wall time (latency × the number of waves the limits
+force), efficiency = ideal ÷ wall (1.0 is perfect), and validator overhead per call = the
+validator process's CPU time ÷ calls. Actor start-up (creating each miner's affinetes session) is
+timed apart: wall and CPU are counted from the moment the last Actor has started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import multiprocessing
+import socket
+import time
+from typing import AsyncIterator
+
+from subnet import aio
+from subnet.protocol import Submission
+from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.validator.round import RoundEngine, RoundLimits
+
+
+def _serve(port: int, latency: float) -> None:
+    from aiohttp import web
+
+    async def call(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(latency)
+        return web.json_response({"status": "success", "result": {"seed": body["kwargs"]["seed"]}})
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.add_routes([web.post("/call", call), web.get("/health", health)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
+
+
+class HttpStandInRuntime:
+    """Every miner's session is its own affinetes URL env pointing at the stand-in server."""
+
+    name = "http-stand-in"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.start_cpu_s = 0.0  # CPU spent provisioning sessions, reported apart from calls
+        self.started_at = 0.0
+
+    @contextlib.asynccontextmanager
+    async def open(self, submission: Submission) -> AsyncIterator[AffinetesSession]:
+        cpu = time.process_time()
+        session = AffinetesSession.for_url(self.url, 1 << 20)
+        self.start_cpu_s += time.process_time() - cpu
+        self.started_at = time.perf_counter()
+        try:
+            yield session
+        finally:
+            await session.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise SystemExit("stand-in server did not start")
+
+
+def measure(runtime, args) -> dict:
+    limits = RoundLimits(concurrency=args.concurrency, per_miner=args.per_miner, start_concurrency=64,
+                         call_timeout=30, breaker_faults=2)
+    subs = [Submission(uid, f"hk{uid}", f"m{uid}", f"sha256:{uid:064x}") for uid in range(args.miners)]
+    challenge = EchoChallenge()
+    tasks = challenge.make_tasks(b"bench", args.tasks)
+    engine = RoundEngine(runtime, challenge, limits)
+    calls = args.miners * args.tasks
+    waves = max(math.ceil(calls / args.concurrency), math.ceil(args.tasks / args.per_miner))
+    ideal = waves * args.latency
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outcomes = aio.run(engine.run(subs, tasks))
+    end = time.perf_counter()
+    start_cpu = getattr(runtime, "start_cpu_s", 0.0)
+    # Calls begin once every Actor has started; wall and CPU are counted from there.
+    wall = end - (getattr(runtime, "started_at", 0.0) or wall0)
+    cpu = time.process_time() - cpu0 - start_cpu
+    verified = sum(t.verified for o in outcomes for t in o.tasks)
+    if verified != calls:
+        raise SystemExit(f"only {verified}/{calls} tasks verified: the benchmark is invalid")
+    return {"wall_s": round(wall, 4), "ideal_s": round(ideal, 4), "efficiency": round(ideal / wall, 4),
+            "overhead_ms_per_call": round(cpu / calls * 1000, 4), "calls": calls,
+            "start_ms_per_actor": round(start_cpu / args.miners * 1000, 3)}
+
+
+def measure_verify(n: int, depth: int, tasks: int = 8, miners: int = 16) -> dict:
+    """What verifying one honest matrix-chain answer costs the validator, cold and cached."""
+    from subnet.challenges.matrix_chain import MatrixChain, draw_matrices, reference_rows
+
+    import numpy as np
+
+    challenge = MatrixChain(n=n, depth=depth)
+    answers = []
+    for task in challenge.make_tasks(b"verify-bench", tasks):
+        x, ws = draw_matrices(task.seed, n, depth)
+        answers.append((task, {"row_sums": reference_rows(x, ws, np.arange(n)).tolist()}))
+    cold = warm = 0.0
+    for task, answer in answers:
+        t0 = time.perf_counter()
+        assert challenge.verify(task, answer).ok
+        cold += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(miners - 1):
+            challenge.verify(task, answer)
+        warm += time.perf_counter() - t0
+    return {"cold_ms": round(cold / tasks * 1000, 3), "warm_ms": round(warm / (tasks * (miners - 1)) * 1000, 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--miners", type=int, default=64)
+    parser.add_argument("--tasks", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--per-miner", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.05, help="stand-in Actor latency, seconds")
+    parser.add_argument("--n", type=int, default=256, help="matrix-chain size for the verify cost line")
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--transport", choices=["memory", "http", "both"], default="both")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    results = {}
+    if args.transport in ("memory", "both"):
+        results["memory"] = measure(StandInRuntime(args.latency), args)
+    if args.transport in ("http", "both"):
+        port = _free_port()
+        server = multiprocessing.Process(target=_serve, args=(port, args.latency), daemon=True)
+        server.start()
+        try:
+            _wait_for(port)
+            results["http"] = measure(HttpStandInRuntime(f"http://127.0.0.1:{port}"), args)
+        finally:
+            server.terminate()
+            server.join()
+    results["verify"] = measure_verify(args.n, args.depth)
+    setup = {k: getattr(args, k) for k in ("miners", "tasks", "concurrency", "per_miner", "latency", "n", "depth")}
+    if args.json:
+        print(json.dumps({"setup": setup, "results": results}))
+        return
+    print(f"{args.miners} miners × {args.tasks} tasks, C={args.concurrency}, per-miner={args.per_miner}, latency={args.latency * 1000:g} ms")
+    verify = results.pop("verify")
+    for name, r in results.items():
+        print(f"  {name:6} wall {r['wall_s']:.3f}s  ideal {r['ideal_s']:.3f}s  efficiency {r['efficiency']:.3f}"
+              f"  overhead {r['overhead_ms_per_call']:.3f} ms/call  (start-up {r['start_ms_per_actor']:.1f} ms/actor)")
+    print(f"  matrix-chain verify (n={args.n}, depth={args.depth}): first miner of a task {verify['cold_ms']:.2f} ms,"
+          f" every other miner {verify['warm_ms']:.3f} ms (run in a worker thread)")
+
+
+if __name__ == "__main__":
+    main()
