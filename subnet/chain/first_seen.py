@@ -39,7 +39,7 @@ class FirstSeen(Protocol):
 
 
 def _earlier(block: int, current: Owner | None) -> bool:
-    return current is None or block <= current.block
+    return current is None or block < current.block
 
 
 class MemoryFirstSeen:

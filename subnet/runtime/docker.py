@@ -1,0 +1,262 @@
+"""The Docker runtime: each miner's Actor image in its own hardened, isolated local container.
+
+Per `open()`: resolve the image (local store; pull by digest if allowed), create an internal
+network of its own, start the container through affinetes' docker mode with the hardening of
+`docker_launch.hardening`, wait for `/health` within the start deadline, and hand back an
+`AffinetesSession` over affinetes' wrapper (same call path, response cap and fault mapping as
+every runtime). On exit, however it exits, the container and the network are removed.
+
+Every container and network carries labels (`subnet.role=miner-actor`, `subnet.run`,
+`subnet.pid`, `subnet.host`, `subnet.slot`), so `reap_stale()` removes what a crashed run left.
+Blocking Docker and affinetes calls run on a dedicated thread pool; the event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
+
+from subnet.commitment import InvalidCommitment, parse_image_ref
+from subnet.config import Settings
+from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
+from subnet.runtime.affinetes_session import AffinetesSession, one_line
+from subnet.runtime.docker_launch import LaunchSpec, launch
+from subnet.runtime.docker_net import GuardUnavailable, create_network, ensure_host_guard, new_slot
+from subnet.runtime.docker_settings import DockerSettings
+from subnet.runtime.images import PullFailed, find_local, is_local, pull
+
+log = logging.getLogger(__name__)
+
+ROLE_LABEL = "subnet.role"
+ROLE = "miner-actor"
+_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="subnet-docker")
+T = TypeVar("T")
+
+
+async def _blocking(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_POOL, lambda: fn(*args))
+
+
+@dataclass(frozen=True)
+class Reaped:
+    containers: int
+    networks: int
+
+
+class DockerSession:
+    """An `ActorSession` over one container; names OOM kills and exits when a call fails."""
+
+    def __init__(self, inner: AffinetesSession, container: Any, memory: str) -> None:
+        self._inner = inner
+        self._container = container
+        self._memory = memory
+
+    async def call(self, method: str, kwargs: Mapping[str, Any], timeout: float) -> Any:
+        try:
+            return await self._inner.call(method, kwargs, timeout)
+        except MinerFault as fault:
+            if fault.kind in (FaultKind.UNREACHABLE, FaultKind.ERROR):
+                raise (await _blocking(self._why_gone, fault)) from None
+            raise
+
+    def _why_gone(self, fault: MinerFault) -> MinerFault:
+        try:
+            self._container.reload()
+            state = self._container.attrs.get("State", {})
+        except Exception:  # noqa: BLE001 - keep the original fault
+            return fault
+        if state.get("OOMKilled"):
+            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit")
+        if state.get("Status") != "running":
+            return MinerFault(FaultKind.UNREACHABLE, f"the Actor container exited with code {state.get('ExitCode')}")
+        return fault
+
+
+class DockerRuntime:
+    """`Runtime` for Docker mode. `allow_local=True` (dry runs only) accepts
+    `local.invalid/...@sha256:<image id>` references; see `subnet.runtime.images`."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        limits: DockerSettings | None = None,
+        *,
+        run_id: str | None = None,
+        allow_local: bool = False,
+        client: Any = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.limits = limits or DockerSettings()
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.allow_local = allow_local
+        self._client = client
+        self._reaped = False
+
+    # -- labels ----------------------------------------------------------------------------
+    def labels(self, slot: str, submission: Submission) -> dict[str, str]:
+        return {
+            ROLE_LABEL: ROLE,
+            "subnet.run": self.run_id,
+            "subnet.pid": str(os.getpid()),
+            "subnet.host": socket.gethostname(),
+            "subnet.slot": slot,
+            "subnet.uid": str(submission.uid),
+        }
+
+    # -- the Runtime port -------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def open(self, submission: Submission) -> AsyncIterator[DockerSession]:
+        client = await _blocking(self._connect)
+        if not self._reaped:
+            await _blocking(self.reap_stale)
+        image_id = await _blocking(self._resolve, client, submission.source)
+        await _blocking(self._guard)
+        slot = new_slot()
+        base = f"subnet-actor-{self.run_id[:8]}-{slot}"
+        spec = LaunchSpec(
+            image_id=image_id,
+            name=f"{base}-uid{submission.uid}",
+            network=base,
+            labels=self.labels(slot, submission),
+            env=self._forwarded_env(),
+            start_timeout=self.settings.start_timeout,
+        )
+        env = None
+        try:
+            await _blocking(self._create_network, client, spec, slot)
+            env = await _blocking(launch, spec, self.limits)
+            inner = AffinetesSession(env, self.settings.max_response_bytes)
+            yield DockerSession(inner, env._backend._container, self.limits.memory)
+        finally:
+            if env is not None:
+                await _release(env)
+            # Shielded: even a cancelled round finishes removing what it created.
+            await asyncio.shield(_blocking(self._remove_slot, client, slot))
+
+    # -- housekeeping ------------------------------------------------------------------------
+    def reap_stale(self) -> Reaped:
+        """Remove Actor containers and networks left by runs whose process is gone.
+
+        Ours (this run id) and those of live processes on this host (e.g. a concurrent test run)
+        are kept. Blocking; call it at validator start (or let the first `open()` do it).
+        """
+        client = self._connect()
+        self._reaped = True
+        containers = networks = 0
+        role = {"label": f"{ROLE_LABEL}={ROLE}"}
+        for container in client.containers.list(all=True, filters=role):
+            if self._stale(container.labels or {}):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+                    containers += 1
+        for network in client.networks.list(filters=role):
+            if self._stale(network.attrs.get("Labels") or {}):
+                with contextlib.suppress(Exception):
+                    network.remove()
+                    networks += 1
+        if containers or networks:
+            log.info("reaped %d stale Actor container(s) and %d network(s)", containers, networks)
+        return Reaped(containers, networks)
+
+    def _stale(self, labels: Mapping[str, str]) -> bool:
+        if labels.get("subnet.run") == self.run_id:
+            return False
+        if labels.get("subnet.host") == socket.gethostname():
+            return not _pid_alive(labels.get("subnet.pid", ""))
+        return True  # another host's run on this daemon cannot be checked: one validator per daemon
+
+    # -- blocking helpers (run on the pool) ----------------------------------------------------
+    def _connect(self) -> Any:
+        if self._client is None:
+            import docker
+
+            try:
+                client = docker.from_env(timeout=60)
+                client.ping()
+            except Exception as exc:  # noqa: BLE001
+                raise InfraFault(f"Docker daemon unreachable: {one_line(exc)}") from None
+            self._client = client
+        return self._client
+
+    def _resolve(self, client: Any, source: str) -> str:
+        try:
+            ref = parse_image_ref(source)
+        except InvalidCommitment as exc:
+            raise MinerFault(FaultKind.INVALID_ENV, f"not a digest-pinned image reference: {exc}") from None
+        if is_local(ref) and not self.allow_local:
+            raise MinerFault(FaultKind.INVALID_ENV, "local.invalid references are for dry runs only")
+        try:
+            image = find_local(client, ref)
+            if image is None and is_local(ref):
+                raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
+            if image is None and not self.limits.pull:
+                raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
+            return (image or pull(client, ref)).id
+        except PullFailed as exc:
+            raise InfraFault(str(exc)) from None
+        except InfraFault:
+            raise
+        except Exception as exc:  # noqa: BLE001 - daemon errors are infra
+            raise InfraFault(f"looking up {ref.pinned}: {one_line(exc)}") from None
+
+    def _guard(self) -> None:
+        try:
+            ensure_host_guard(self.limits.host_guard)
+        except GuardUnavailable as exc:
+            raise InfraFault(f"host guard required but unavailable: {exc}") from None
+
+    def _create_network(self, client: Any, spec: LaunchSpec, slot: str) -> None:
+        try:
+            create_network(client, spec.network, slot, spec.labels)
+        except Exception as exc:  # noqa: BLE001 - e.g. the address pools are exhausted
+            raise InfraFault(f"creating the Actor's network failed: {one_line(exc)}") from None
+
+    def _remove_slot(self, client: Any, slot: str) -> None:
+        selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
+        try:
+            for container in client.containers.list(all=True, filters=selector):
+                container.remove(force=True)
+            for network in client.networks.list(filters=selector):
+                network.remove()
+        except Exception as exc:  # noqa: BLE001 - never mask the round's own outcome
+            log.error("could not remove Actor slot %s (reap_stale will): %s", slot, one_line(exc))
+
+    def _forwarded_env(self) -> dict[str, str]:
+        # Only names on the explicit allowlist, and only if set: never the validator's environment.
+        return {k: os.environ[k] for k in self.settings.forward_env if k in os.environ}
+
+
+async def _release(env: Any) -> None:
+    """Close affinetes' side of an Actor (HTTP client, registry entry), not its container."""
+    from affinetes.core import get_registry
+
+    env._backend._container = None  # removed by _remove_slot, off the event loop
+    try:
+        await env.cleanup()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("closing the Actor's HTTP client failed: %s", one_line(exc))
+    finally:
+        get_registry().unregister(env.name)
+
+
+def _pid_alive(raw: str) -> bool:
+    try:
+        pid = int(raw)
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
