@@ -21,7 +21,7 @@ from subnet.envdir import content_digest
 from subnet.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.round import ProgressFn
-from subnet.validator.service import Validator, submissions_from
+from subnet.validator.service import Validator, plan_round
 
 VALIDATOR_HOTKEY = "dry-run-validator"
 
@@ -47,11 +47,9 @@ async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progres
         try:
             chain.register(settings.netuid, VALIDATOR_HOTKEY, validator_permit=True)
             sources, labels = _commit_envs(chain, env_dirs, settings.netuid)
-            subs, rejected = submissions_from(
-                chain.commitments(settings.netuid), lambda ref: sources[ref.digest], labels
-            )
+            plan = plan_round(chain.commitments(settings.netuid), lambda ref: sources[ref.digest], labels=labels)
             validator = Validator(chain, runtime, challenge, settings, store)
-            return await validator.run_round(subs, os.urandom(32), progress, rejected)
+            return await validator.run_round(plan, os.urandom(32), progress)
         finally:
             store.close()
             chain.close()

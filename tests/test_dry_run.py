@@ -105,3 +105,20 @@ def test_defaults_pay_the_reference_env():
     assert report["miners"], "envs/ must hold at least the reference env"
     for miner in report["miners"]:
         assert miner["accuracy"] == 1.0 and miner["weight"] > 0, miner
+
+
+def test_a_copied_env_earns_nothing_and_is_named(tmp_path):
+    original = make_env(tmp_path, "honest", name="original")
+    copied = make_env(tmp_path / "elsewhere", "honest", name="original")  # same bytes, same digest
+    report = run_dry_run("--env", str(original), "--env", str(copied), "--tasks", "2")
+    first, second = sorted(report["miners"], key=lambda m: m["uid"])
+    assert first["digest"] == second["digest"]
+    assert first["weight"] == 1.0 and first["verified"] == 2
+    assert second["weight"] == 0 and second["faults"] == {"copy": 2}
+    assert "first committed by " + first["hotkey"] in second["reason"]
+
+
+def test_commitments_are_parsed_on_the_production_path():
+    report = run_dry_run("--tasks", "1")
+    assert report["rejected"] == []
+    assert all(m["digest"].startswith("sha256:") and len(m["digest"]) == 71 for m in report["miners"])

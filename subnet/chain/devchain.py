@@ -42,7 +42,9 @@ class DevChain:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._hotkey = hotkey
         self.weights_rate_limit = weights_rate_limit
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        # Chain calls are blocking I/O for real adapters, so callers run them in worker threads;
+        # they never overlap, so one connection shared across threads is safe.
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('block', 1)")
 

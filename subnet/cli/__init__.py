@@ -22,6 +22,7 @@ def _register() -> None:
     from subnet.cli import dryrun  # noqa: F401
     from subnet.cli import miner_chain  # noqa: F401  (subnet miner commit)
     from subnet.cli import miner_image  # noqa: F401  (subnet miner build/push/publish)
+    from subnet.cli import validator  # noqa: F401  (subnet validator run)
     from subnet.cli.miner_group import miner_app
 
     if all(group.typer_instance is not miner_app for group in app.registered_groups):

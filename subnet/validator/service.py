@@ -10,29 +10,37 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from subnet import scoring
 from subnet.chain.base import Chain, ChainError, RawCommitment, WeightsRateLimited
-from subnet.challenges.base import Challenge
-from subnet.commitment import ImageRef, InvalidCommitment, parse_image_ref
+from subnet.chain.commitments import Copy, Rejection, scan_commitments
+from subnet.chain.first_seen import FirstSeen
+from subnet.challenges.base import Challenge, Task
+from subnet.commitment import ImageRef
 from subnet.config import Settings
-from subnet.protocol import Submission
+from subnet.protocol import FaultKind, Submission
 from subnet.store import Store, TaskRecord
 from subnet.validator.report import MinerReport, RoundReport
-from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits
+from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
 
 log = logging.getLogger(__name__)
 
-Resolver = Callable[[ImageRef], str]  # image ref → what the runtime starts (env dir, local image, ref)
+Resolver = Callable[[ImageRef], str]  # image ref → what the runtime starts (env dir, image ref)
 
 
-@dataclass(frozen=True)
-class Rejection:
-    hotkey: str
-    uid: int | None
-    reason: str
+class Unresolvable(Exception):
+    """A well-formed reference this validator will not run (e.g. a local-only image on chain)."""
+
+
+@dataclass
+class RoundPlan:
+    """Who runs this round, who copied whom, and which commitments were ignored and why."""
+
+    submissions: list[Submission] = field(default_factory=list)
+    copies: list[Copy] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
 
 
 def round_seed(secret: bytes, block: int) -> bytes:
@@ -50,24 +58,26 @@ def limits_from(settings: Settings) -> RoundLimits:
     )
 
 
-def submissions_from(
-    commitments: Sequence[RawCommitment], resolve: Resolver, labels: dict[str, str] | None = None
-) -> tuple[list[Submission], list[Rejection]]:
-    """Parse every commitment strictly; anything malformed is ignored with a one-line reason."""
-    subs: list[Submission] = []
-    rejected: list[Rejection] = []
-    for raw in commitments:
-        if raw.uid is None:
-            rejected.append(Rejection(raw.hotkey, None, "hotkey is not registered"))
-            continue
+def plan_round(
+    raws: Sequence[RawCommitment],
+    resolve: Resolver,
+    first_seen: FirstSeen | None = None,
+    labels: dict[str, str] | None = None,
+) -> RoundPlan:
+    """Parse every commitment strictly, settle digest ownership, resolve what to run."""
+    scan = scan_commitments(raws, first_seen)
+    plan = RoundPlan(copies=scan.copies, rejected=list(scan.rejected))
+    for entry in scan.accepted:
         try:
-            ref = parse_image_ref(raw.data)
-        except InvalidCommitment as exc:
-            rejected.append(Rejection(raw.hotkey, raw.uid, f"invalid commitment: {exc}"))
+            source = resolve(entry.image)
+        except Unresolvable as exc:
+            plan.rejected.append(Rejection(entry.hotkey, entry.uid, str(exc), "unresolvable"))
             continue
-        label = (labels or {}).get(ref.digest, str(ref))
-        subs.append(Submission(raw.uid, raw.hotkey, resolve(ref), ref.digest, label))
-    return subs, rejected
+        label = (labels or {}).get(entry.image.digest, str(entry.image))
+        plan.submissions.append(Submission(entry.uid, entry.hotkey, source, entry.image.digest, label))
+    for rejection in plan.rejected:
+        log.info("ignored commitment of %s (uid %s): %s", rejection.hotkey, rejection.uid, rejection.reason)
+    return plan
 
 
 class Validator:
@@ -78,19 +88,14 @@ class Validator:
         self.settings = settings
         self.store = store
 
-    async def run_round(
-        self,
-        submissions: Sequence[Submission],
-        seed: bytes,
-        progress: ProgressFn | None = None,
-        rejected: Sequence[Rejection] = (),
-    ) -> RoundReport:
+    async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         started = time.perf_counter()
         block = self.chain.current_block()
         round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
         tasks = self.challenge.make_tasks(seed, self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
-        outcomes = await engine.run(submissions, tasks, progress)
+        outcomes = await engine.run(plan.submissions, tasks, progress)
+        outcomes += [_copy_outcome(c, tasks) for c in plan.copies]
         self.store.finish_round(round_id, _records(outcomes))
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
@@ -105,7 +110,7 @@ class Validator:
             miners=sorted(miners, key=lambda m: m.uid),
             weights=weights,
             weights_set=outcome_line,
-            rejected=[{"hotkey": r.hotkey, "uid": r.uid, "reason": r.reason} for r in rejected],
+            rejected=[{"hotkey": r.hotkey, "uid": r.uid, "kind": r.kind, "reason": r.reason} for r in plan.rejected],
             wall_s=round(time.perf_counter() - started, 3),
         )
 
@@ -139,6 +144,12 @@ class Validator:
         return f"set for {len(weights)} uids"
 
 
+def _copy_outcome(copy: Copy, tasks: Sequence[Task]) -> MinerOutcome:
+    """A copied image is not run at all: every task is a `copy` fault, so it earns nothing."""
+    sub = Submission(copy.uid, copy.hotkey, str(copy.image), copy.image.digest, str(copy.image))
+    return MinerOutcome(sub, [TaskOutcome(t.index, fault=FaultKind.COPY, reason=copy.reason) for t in tasks])
+
+
 def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
     sub = outcome.submission
     counted = outcome.counted
@@ -150,6 +161,7 @@ def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
         verified=sum(1 for t in counted if t.verified),
         latencies_ms=tuple(outcome.verified_latencies_ms),
         hourly_price=None,
+        copy=any(t.fault is FaultKind.COPY for t in counted),
     )
 
 

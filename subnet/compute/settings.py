@@ -1,0 +1,90 @@
+"""Basilica settings, read from `BASILICA_*` environment variables or a `.env` file.
+
+Token precedence (first wins): the `--api-key` option, `BASILICA_API_TOKEN`, `BASILICA_API_KEY`
+(legacy alias), then the same two names in `.env`. Environment beats `.env` because pydantic-settings
+consults the environment source before the dotenv source, and within a source `AliasChoices` takes
+the first name present. Empty variables are ignored, so `BASILICA_API_TOKEN=` does not hide a key.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from subnet.compute.policy import (
+    DEFAULT_ALLOWED_GPU_TYPES,
+    DEFAULT_MAX_HOURLY_RATE,
+    GpuPolicy,
+    PolicyFormatError,
+    parse_allowlist,
+    parse_max_rate,
+)
+
+DEFAULT_API_URL = "https://api.basilica.ai"
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message is one line and names the variable."""
+
+
+class BasilicaSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BASILICA_", env_file=".env", extra="ignore", env_ignore_empty=True, populate_by_name=True
+    )
+
+    api_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("BASILICA_API_TOKEN", "BASILICA_API_KEY", "api_token")
+    )
+    api_url: str = DEFAULT_API_URL
+    # Kept as strings here and parsed by the pure policy module, which owns the format and its errors.
+    max_hourly_rate: str = str(DEFAULT_MAX_HOURLY_RATE)
+    allowed_gpu_types: str = DEFAULT_ALLOWED_GPU_TYPES
+    retries: int = Field(4, ge=1, le=10, description="Attempts per call for 429/5xx/network errors")
+    backoff: float = Field(0.5, ge=0, le=30, description="First retry delay in seconds; doubles per attempt")
+    timeout: float = Field(60.0, gt=0, description="Deadline per API call in seconds")
+    ssh_public_key: Path = Field(
+        default_factory=lambda: Path.home() / ".ssh" / "id_ed25519.pub",
+        description="Public key registered with Basilica when the account has none",
+    )
+
+    def token(self) -> str:
+        """The API token, or a ConfigError naming the variable. Never log the return value."""
+        value = self.api_token.get_secret_value().strip() if self.api_token else ""
+        if not value:
+            raise ConfigError("no Basilica API token: set BASILICA_API_TOKEN (or pass --api-key)")
+        return value
+
+    def policy(self) -> GpuPolicy:
+        try:
+            return GpuPolicy(parse_allowlist(self.allowed_gpu_types), parse_max_rate(self.max_hourly_rate))
+        except PolicyFormatError as exc:
+            raise ConfigError(str(exc)) from None
+
+    @property
+    def cap(self) -> Decimal:
+        return self.policy().max_hourly_rate
+
+
+def load_settings(api_key: str | None = None, api_url: str | None = None, **overrides) -> BasilicaSettings:
+    """Settings with CLI overrides applied; pydantic errors become one-line ConfigErrors."""
+    if api_key:
+        overrides["api_token"] = SecretStr(api_key)
+    if api_url:
+        overrides["api_url"] = api_url
+    try:
+        settings = BasilicaSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    settings.policy()  # fail early on a malformed allowlist or cap
+    return settings
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = str(err["loc"][0]) if err.get("loc") else "setting"
+    name = field.upper() if field.upper().startswith("BASILICA_") else f"BASILICA_{field.upper()}"
+    shown = "" if "TOKEN" in name else f" (got {err.get('input')!r})"  # never echo a secret
+    return f"{name}: {err.get('msg', 'invalid value')}{shown}"
