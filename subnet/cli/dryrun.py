@@ -18,7 +18,7 @@ from subnet import aio
 from subnet.cli import app
 from subnet.config import Settings
 from subnet.dryrun import default_env_dirs, dry_run
-from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime
 from subnet.validator.report import RoundReport
 
 
@@ -48,8 +48,11 @@ def dry_run_command(
     if not env_dirs:
         err.print("[red]error:[/] no env folders: pass --env DIR or run from a checkout with envs/")
         raise typer.Exit(2)
+    chosen, why = choose_dry_run_mode(mode.value, env_dirs)
+    if why:
+        err.print(f"[yellow]note:[/] {why}")
     try:
-        runtime = make_runtime(mode.value, settings, env_dirs)
+        runtime = dry_run_runtime(chosen, settings)
     except RuntimeUnavailable as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

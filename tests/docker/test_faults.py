@@ -1,0 +1,190 @@
+"""Each way an Actor container can fail becomes one named fault; the validator survives it and no
+container or network outlives the round (the `make_runtime` fixture asserts that by label)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from subnet.protocol import FaultKind, InfraFault, MinerFault
+from subnet.runtime.docker import ROLE, ROLE_LABEL
+from docker_support import TEST_LABEL, leftovers, run, sub
+
+pytestmark = pytest.mark.docker
+
+
+def fault_of(coro) -> MinerFault | InfraFault:
+    with pytest.raises((MinerFault, InfraFault)) as caught:
+        run(coro)
+    return caught.value
+
+
+def test_reference_env_answers_correctly(make_runtime, reference_image):
+    """The lead's unmodified env folder, built here, serves the matrix-chain task correctly."""
+    runtime = make_runtime(memory="512m")
+    seed, n, depth = 12345, 64, 3
+
+    async def scenario():
+        async with runtime.open(sub(reference_image.reference)) as session:
+            return await session.call("evaluate", {"task_id": 1, "seed": seed, "n": n, "depth": depth}, timeout=30)
+
+    answer = run(scenario())
+    rng = np.random.Generator(np.random.PCG64(seed))
+    y = rng.standard_normal((n, n), dtype=np.float32).astype(np.float64)
+    for _ in range(depth):
+        y = np.tanh(y @ rng.standard_normal((n, n), dtype=np.float32).astype(np.float64) / np.sqrt(n))
+    assert np.allclose(answer["row_sums"], y.sum(axis=1), atol=1e-3)
+
+
+def test_memory_hog_is_oom_killed_and_named(make_runtime, hostile_image):
+    runtime = make_runtime(memory="128m")
+
+    async def scenario():
+        async with runtime.open(sub(hostile_image.reference)) as session:
+            await session.call("hog_memory", {"mib": 2048}, timeout=60)
+
+    fault = fault_of(scenario())
+    assert isinstance(fault, MinerFault) and fault.kind is FaultKind.UNREACHABLE
+    assert "OOM-killed" in fault.detail and "128m" in fault.detail
+
+
+def test_hanging_actor_times_out(make_runtime, hostile_image):
+    runtime = make_runtime()
+
+    async def scenario():
+        async with runtime.open(sub(hostile_image.reference)) as session:
+            started = time.monotonic()
+            try:
+                await session.call("hang", {}, timeout=2.0)
+            finally:
+                assert time.monotonic() - started < 5
+
+    fault = fault_of(scenario())
+    assert isinstance(fault, MinerFault) and fault.kind is FaultKind.TIMEOUT
+
+
+def test_huge_answer_is_oversized(make_runtime, hostile_image):
+    runtime = make_runtime(max_response_bytes=64 * 1024)
+
+    async def scenario():
+        async with runtime.open(sub(hostile_image.reference)) as session:
+            assert await session.call("huge", {"nbytes": 1000}, timeout=10) == "x" * 1000  # small is fine
+            await session.call("huge", {"nbytes": 8 << 20}, timeout=30)
+
+    fault = fault_of(scenario())
+    assert isinstance(fault, MinerFault) and fault.kind is FaultKind.OVERSIZED
+
+
+def test_container_that_exits_at_start_is_start_failed(make_runtime, exit_at_start_ref):
+    runtime = make_runtime(start_timeout=30)
+    started = time.monotonic()
+
+    async def scenario():
+        async with runtime.open(sub(exit_at_start_ref)):
+            pytest.fail("an exited container must not yield a session")
+
+    fault = fault_of(scenario())
+    assert isinstance(fault, MinerFault) and fault.kind is FaultKind.START_FAILED
+    assert "code 3" in fault.detail
+    assert time.monotonic() - started < 15  # noticed at once, not at the start deadline
+
+
+def test_server_on_another_port_is_start_failed(make_runtime, wrong_port_ref):
+    runtime = make_runtime(start_timeout=6)
+
+    async def scenario():
+        async with runtime.open(sub(wrong_port_ref)):
+            pytest.fail("a server on another port must not yield a session")
+
+    fault = fault_of(scenario())
+    assert isinstance(fault, MinerFault) and fault.kind is FaultKind.START_FAILED
+    assert "port 8000 within 6s" in fault.detail
+
+
+def test_missing_images_are_infra_faults_and_bad_sources_are_miner_faults(make_runtime, hostile_image):
+    runtime = make_runtime(pull=True)
+    absent_local = "local.invalid/subnet-test/absent@sha256:" + "ab" * 32
+    # A registry that does not answer (loopback, nothing listening): the pull fails -> infra.
+    unreachable = "localhost:5999/subnet-test/absent@sha256:" + "cd" * 32
+
+    async def open_only(source: str):
+        async with runtime.open(sub(source)):
+            pass
+
+    assert isinstance(fault_of(open_only(absent_local)), InfraFault)
+    fault = fault_of(open_only(unreachable))
+    assert isinstance(fault, InfraFault) and "localhost:5999" in str(fault)
+    bad = fault_of(open_only("my-env:latest"))
+    assert isinstance(bad, MinerFault) and bad.kind is FaultKind.INVALID_ENV
+    strict = make_runtime()
+    strict.allow_local = False  # validators: a local reference on chain could name any local image
+
+    async def strict_open():
+        async with strict.open(sub(hostile_image.reference)):
+            pass
+
+    refused = fault_of(strict_open())
+    assert isinstance(refused, MinerFault) and refused.kind is FaultKind.INVALID_ENV
+
+
+def test_concurrent_actors_are_isolated_and_the_loop_stays_free(docker_client, make_runtime, hostile_image):
+    runtime = make_runtime()
+    gaps: list[float] = []
+
+    async def ticker(stop: asyncio.Event):
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async def one(uid: int):
+        async with runtime.open(sub(hostile_image.reference, uid=uid)) as session:
+            return await session.call("evaluate", {"task_id": uid}, timeout=20)
+
+    async def scenario():
+        stop = asyncio.Event()
+        tick = asyncio.create_task(ticker(stop))
+        try:
+            return await asyncio.gather(*(one(uid) for uid in (1, 2, 3)))
+        finally:
+            stop.set()
+            await tick
+
+    answers = run(scenario())
+    assert [a["task_id"] for a in answers] == [1, 2, 3]
+    assert max(gaps) < 1.0, f"the event loop was blocked for {max(gaps):.2f}s"
+
+
+def test_reap_stale_removes_dead_runs_only(docker_client, make_runtime, base_image):
+    runtime = make_runtime()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    import socket
+
+    def labels(run_id: str, pid: int) -> dict[str, str]:
+        return {ROLE_LABEL: ROLE, "subnet.run": run_id, "subnet.pid": str(pid),
+                "subnet.host": socket.gethostname(), TEST_LABEL: "reap"}
+
+    stale, live = labels("crashed-run", dead.pid), labels("live-run", subprocess.os.getpid())
+    made = []
+    try:
+        for lab in (stale, live):
+            made.append(docker_client.containers.create(base_image.id, ["true"], labels=lab))
+            made.append(docker_client.networks.create(f"subnet-test-reap-{lab['subnet.run']}", internal=True, labels=lab))
+        reaped = runtime.reap_stale()
+        assert (reaped.containers, reaped.networks) == (1, 1)
+        assert leftovers(docker_client, "crashed-run") == ([], [])
+        kept_containers, kept_networks = leftovers(docker_client, "live-run")
+        assert len(kept_containers) == 1 and len(kept_networks) == 1
+    finally:
+        for thing in made:
+            try:
+                thing.remove(force=True) if hasattr(thing, "stop") else thing.remove()
+            except Exception:  # noqa: BLE001 - already reaped
+                pass
