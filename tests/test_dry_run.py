@@ -35,8 +35,8 @@ BROKEN = {
 }
 
 
-def run_dry_run(*args: str, timeout: float = 240) -> dict:
-    cmd = [sys.executable, "-m", "subnet", "dry-run", "--mode", "process", "--json", *args]
+def run_dry_run(*args: str, timeout: float = 240, mode: str = "process") -> dict:
+    cmd = [sys.executable, "-m", "subnet", "dry-run", "--mode", mode, "--json", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)

@@ -23,7 +23,14 @@ def _register() -> None:
     from subnet.cli import miner_chain  # noqa: F401  (subnet miner commit)
     from subnet.cli import miner_image  # noqa: F401  (subnet miner build/push/publish)
     from subnet.cli import validator  # noqa: F401  (subnet validator run)
+    from subnet.cli.doctor import doctor
+    from subnet.cli.gpus import gpus_app
     from subnet.cli.miner_group import miner_app
+
+    if all(group.typer_instance is not gpus_app for group in app.registered_groups):
+        app.add_typer(gpus_app, name="gpus")  # subnet gpus list|rent|rent-cheapest|rentals|status|stop|balance
+    if all(command.callback is not doctor for command in app.registered_commands):
+        app.command("doctor")(doctor)  # subnet doctor [--json]
 
     if all(group.typer_instance is not miner_app for group in app.registered_groups):
         app.add_typer(miner_app, name="miner")  # once, whichever module defines miner commands

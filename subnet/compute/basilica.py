@@ -30,7 +30,14 @@ from subnet.compute.ledger import Ledger, LedgerEntry
 from subnet.compute.policy import GpuPolicy, Offering, money, parse_rate
 from subnet.compute.settings import BasilicaSettings, ConfigError
 
-EXIT_API, EXIT_CONFIG, EXIT_NOTHING_AFFORDABLE, EXIT_AUTH, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_POLICY = 1, 2, 3, 4, 5, 6, 7
+# CLI exit codes (documented in docs/operator.md).
+EXIT_API = 1  # Basilica refused/failed otherwise (400, 409, unexpected answer)
+EXIT_CONFIG = 2  # missing token, malformed BASILICA_* value, bad input
+EXIT_NOTHING_AFFORDABLE = 3  # no allowed offering at or under the cap
+EXIT_AUTH = 4  # 401/403
+EXIT_NOT_FOUND = 5  # 404: unknown offering or rental
+EXIT_UNAVAILABLE = 6  # 429/5xx/network/timeout after retries
+EXIT_POLICY = 7  # offering outside the allowlist or over the cap
 _INACTIVE = {"stopped", "stopping", "terminated", "terminating", "failed", "error", "deleted", "cancelled"}
 
 
@@ -193,7 +200,7 @@ def classify(exc: BaseException, op: str) -> BasilicaError:
     if isinstance(exc, BasilicaError):
         return exc
     if isinstance(exc, TimeoutError):
-        return Unavailable(f"Basilica did not answer {op} in time ({text})", retryable=True)
+        return Unavailable(f"Basilica did not answer in time while trying to {op} ({text})", retryable=True)
     if isinstance(exc, PermissionError):
         if text.startswith("Authentication error"):
             return AuthError(f"Basilica rejected the API token while trying to {op} (401): check BASILICA_API_TOKEN")
@@ -289,10 +296,10 @@ class BasilicaGPUClient:
         try:
             rental = self._call(
                 f"start a rental of {offering.id}",
-                lambda: self._rental_from_start(self._sdk.start_secure_cloud_rental(offering.id, key_id, name), offering),
+                lambda: _rental_from_start(self._sdk.start_secure_cloud_rental(offering.id, key_id, name), offering),
                 recover=lambda: self._find_rental_by_name(name),
             )
-        except BaseException as exc:
+        except Exception as exc:  # Ctrl-C is not caught: the row stays 'starting' (we do not know)
             ledger.mark_failed(name, str(exc) or type(exc).__name__)
             raise
         ledger.mark_active(name, rental.rental_id)
@@ -300,7 +307,7 @@ class BasilicaGPUClient:
 
     def stop(self, rental_id: str) -> StopOutcome:
         entry = self.ledger.find(rental_id, "rental") if self.ledger else None
-        remote_ref = entry.remote_id or entry.name if entry else rental_id
+        remote_ref = (entry.remote_id or entry.name) if entry else rental_id
         try:
             res = self._call(f"stop rental {rental_id}", self._sdk.stop_secure_cloud_rental, remote_ref)
         except NotFound:
@@ -327,14 +334,6 @@ class BasilicaGPUClient:
         except BasilicaError:
             return None
 
-    @staticmethod
-    def _rental_from_start(res: Any, offering: Offering) -> RemoteRental:
-        return RemoteRental(
-            rental_id=res.rental_id, name=res.name, status=res.status, gpu_type=offering.gpu_type,
-            gpu_count=offering.gpu_count, is_spot=bool(res.is_spot), hourly_cost=float(res.hourly_cost),
-            provider=res.provider, region=offering.region, ip_address=res.ip_address, ssh_command=res.ssh_command,
-        )
-
     # ---- account -------------------------------------------------------------------------
 
     def balance(self) -> dict:
@@ -357,15 +356,16 @@ class BasilicaGPUClient:
 
     # ---- deployments (for the Basilica runtime) ------------------------------------------
 
-    def create_deployment(self, spec: DeploymentSpec, *, owner: str = "", hourly_rate: Decimal | None = None) -> DeploymentInfo:
+    def create_deployment(
+        self, spec: DeploymentSpec, *, owner: str = "", hourly_rate: Decimal | None = None
+    ) -> DeploymentInfo:
         """Ledger row first, then POST /deployments (idempotent by name, so retries are safe)."""
         ledger = self._require_ledger()
-        if ledger.get(spec.name) is None:
-            ledger.begin("deployment", spec.name, owner=owner, gpu_type=",".join(spec.gpu_models) or None,
-                         gpu_count=spec.gpu_count, is_spot=spec.spot, hourly_rate=hourly_rate, detail=spec.summary())
+        ledger.begin("deployment", spec.name, owner=owner, gpu_type=",".join(spec.gpu_models) or None,
+                     gpu_count=spec.gpu_count, is_spot=spec.spot, hourly_rate=hourly_rate, detail=spec.summary())
         try:
             res = self._call(f"create deployment {spec.name}", lambda: self._sdk.create_deployment(**spec.sdk_kwargs()))
-        except BaseException as exc:
+        except Exception as exc:
             ledger.mark_failed(spec.name, str(exc) or type(exc).__name__)
             raise
         ledger.mark_active(spec.name, res.instance_name)
@@ -387,7 +387,8 @@ class BasilicaGPUClient:
             state = self._call(f"delete deployment {name}", self._sdk.delete_deployment, name).state
         except NotFound:
             state = "gone"
-        if self.ledger and self.ledger.get(name):
+        entry = self.ledger.get(name) if self.ledger else None
+        if entry and entry.live:
             self.ledger.mark_stopped(name, note=None if state != "gone" else "already gone when deleted")
         return state
 
@@ -426,13 +427,13 @@ class BasilicaGPUClient:
                 return _with_deadline(lambda: fn(*args), self.settings.timeout)
             except Exception as exc:  # noqa: BLE001 - SDK raises builtins; classify() sorts them
                 err = classify(exc, op)
-                if not err.retryable or attempt == attempts:
-                    if err.retryable and attempts > 1:
-                        err = type(err)(f"{err} (gave up after {attempts} attempts)", exit_code=err.exit_code)
-                    raise err from None
-            found = recover() if recover else None
-            if found is not None:
+            found = recover() if recover and err.retryable else None
+            if found is not None:  # the failed attempt did the work after all
                 return found
+            if not err.retryable or attempt == attempts:
+                if err.retryable and attempts > 1:
+                    err = type(err)(f"{err} (gave up after {attempts} attempts)", exit_code=err.exit_code)
+                raise err
             self._sleep(min(self.settings.backoff * 2 ** (attempt - 1), 30.0))
         raise AssertionError("unreachable")
 
@@ -455,6 +456,15 @@ def _with_deadline(fn: Callable[[], Any], timeout: float) -> Any:
     if ok:
         return value
     raise value
+
+
+def _rental_from_start(res: Any, offering: Offering) -> RemoteRental:
+    # The start answer has no GPU fields: they come from the offering we asked for.
+    return RemoteRental(
+        rental_id=res.rental_id, name=res.name, status=res.status, gpu_type=offering.gpu_type,
+        gpu_count=offering.gpu_count, is_spot=bool(res.is_spot), hourly_cost=float(res.hourly_cost),
+        provider=res.provider, region=offering.region, ip_address=res.ip_address, ssh_command=res.ssh_command,
+    )
 
 
 def _rental_from_item(item: Any) -> RemoteRental:

@@ -1,8 +1,10 @@
 """The spend ledger: every Basilica rental or deployment we create, written BEFORE the create call.
 
 A crash between "row written" and "API answered" leaves a `starting` row, never an untracked
-machine: the next `subnet gpus rentals` (or a validator's start-up reclaim) finds it. Rows are keyed
+machine: the next `subnet gpus rentals` (or a validator's start-up reclaim) finds it. Rows are found
 by the client-chosen `name`, which is also sent to Basilica, so a lost answer can be matched later.
+A name may be reused once its resource is gone (a deployment named after an image digest): rows are
+never overwritten, so spend history stays, and the newest row with a name is the current one.
 
 Lives in the project's state DB (`subnet.config.Settings().store_path`) in its own table; we open our
 own connection and never touch other modules' tables.
@@ -20,12 +22,13 @@ from typing import Iterable, Protocol
 
 KINDS = ("rental", "deployment")
 LIVE_STATES = ("starting", "active")  # states that may be costing money
+_NEWEST = "id = (SELECT MAX(id) FROM ledger_resources WHERE name = ?)"  # updates touch the current row only
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_resources (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     kind         TEXT NOT NULL CHECK (kind IN ('rental', 'deployment')),
-    name         TEXT NOT NULL UNIQUE,
+    name         TEXT NOT NULL,
     remote_id    TEXT,
     state        TEXT NOT NULL CHECK (state IN ('starting', 'active', 'stopped', 'failed')),
     owner        TEXT NOT NULL DEFAULT '',
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS ledger_resources (
     started_at   REAL,
     stopped_at   REAL
 );
+CREATE INDEX IF NOT EXISTS ledger_resources_name ON ledger_resources (name);
 CREATE INDEX IF NOT EXISTS ledger_resources_remote ON ledger_resources (remote_id);
 CREATE INDEX IF NOT EXISTS ledger_resources_state ON ledger_resources (kind, state);
 """
@@ -131,9 +135,14 @@ class Ledger:
         hourly_rate: Decimal | None = None,
         detail: dict | None = None,
     ) -> LedgerEntry:
-        """Record intent to create `name`; call this before the API call that creates it."""
+        """Record intent to create `name`; call this before the API call that creates it.
+
+        Idempotent while `name` is live (a retry after a crash reuses the row)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        current = self.get(name)
+        if current is not None and current.live:
+            return current
         self._db.execute(
             "INSERT INTO ledger_resources (kind, name, state, owner, offering_id, gpu_type, gpu_count, is_spot,"
             " hourly_rate, detail, created_at) VALUES (?, ?, 'starting', ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -145,25 +154,27 @@ class Ledger:
     def mark_active(self, name: str, remote_id: str, hourly_rate: Decimal | None = None) -> None:
         self._db.execute(
             "UPDATE ledger_resources SET state='active', remote_id=?, started_at=COALESCE(started_at, ?),"
-            " hourly_rate=COALESCE(?, hourly_rate), error=NULL WHERE name=?",
+            f" hourly_rate=COALESCE(?, hourly_rate), error=NULL WHERE {_NEWEST}",
             (remote_id, time.time(), _dec(hourly_rate), name),
         )
 
     def mark_failed(self, name: str, error: str) -> None:
         self._db.execute(
-            "UPDATE ledger_resources SET state='failed', error=?, stopped_at=? WHERE name=?",
+            f"UPDATE ledger_resources SET state='failed', error=?, stopped_at=? WHERE {_NEWEST}",
             (error[:500], time.time(), name),
         )
 
     def mark_stopped(self, name: str, total_cost: Decimal | None = None, note: str | None = None) -> None:
         self._db.execute(
             "UPDATE ledger_resources SET state='stopped', stopped_at=COALESCE(stopped_at, ?),"
-            " total_cost=COALESCE(?, total_cost), error=COALESCE(?, error) WHERE name=?",
+            f" total_cost=COALESCE(?, total_cost), error=COALESCE(?, error) WHERE {_NEWEST}",
             (time.time(), _dec(total_cost), note, name),
         )
 
     def get(self, name: str) -> LedgerEntry | None:
-        row = self._db.execute("SELECT * FROM ledger_resources WHERE name=?", (name,)).fetchone()
+        row = self._db.execute(
+            "SELECT * FROM ledger_resources WHERE name=? ORDER BY id DESC LIMIT 1", (name,)
+        ).fetchone()
         return _entry(row) if row else None
 
     def find(self, ref: str, kind: str | None = None) -> LedgerEntry | None:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,9 +68,17 @@ class DockerSession:
             raise
 
     def _why_gone(self, fault: MinerFault) -> MinerFault:
+        # A dropped connection arrives before Docker records the exit (or the OOM kill), so give
+        # the container a moment to be seen as dead; an ERROR from a live server returns at once.
+        patience = 3.0 if fault.kind is FaultKind.UNREACHABLE else 0.0
+        deadline = time.monotonic() + patience
         try:
-            self._container.reload()
-            state = self._container.attrs.get("State", {})
+            while True:
+                self._container.reload()
+                state = self._container.attrs.get("State", {})
+                if state.get("Status") != "running" or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.1)
         except Exception:  # noqa: BLE001 - keep the original fault
             return fault
         if state.get("OOMKilled"):

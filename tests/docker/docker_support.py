@@ -22,7 +22,7 @@ def run(coro: Any) -> Any:
 
 
 def sub(ref: str, uid: int = 7) -> Submission:
-    return Submission(uid=uid, hotkey=f"hk{uid}", source=ref, digest=ref.rsplit("@", 1)[1])
+    return Submission(uid=uid, hotkey=f"hk{uid}", source=ref, digest=ref.rsplit("@", 1)[-1])
 
 
 def leftovers(docker_client: Any, run_id: str) -> tuple[list, list]:

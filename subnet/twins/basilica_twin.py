@@ -1,0 +1,510 @@
+"""A local Basilica twin: the paths and JSON of the real API, so the real `basilica` SDK talks to it.
+
+Speaks (all behind `Authorization: Bearer <token>`):
+  GET  /v2/secure-cloud/gpu-prices?available_only=true   -> {"nodes": [...], "count": n}
+  GET  /v2/secure-cloud/rentals                          -> {"rentals": [...], "total_count": n}
+  POST /v2/secure-cloud/rentals/start  {offering_id, ssh_public_key_id, name?}
+  POST /v2/secure-cloud/rentals/{id-or-name}/stop
+  GET|POST|DELETE /ssh-keys        GET /billing/balance   GET /health
+  POST /deployments (camelCase)    GET /deployments[/{name}[/logs]]    DELETE /deployments/{name}
+Wire facts the SDK enforces: an offering's price is `hourly_rate_per_gpu`, a decimal STRING (the SDK
+exposes it as `hourly_rate`); errors are `{"error": {"code", "message", "timestamp", "retryable"}}`.
+
+Test controls (no auth, loopback only): the Python methods of `BasilicaTwin` (`fault`, `requests`,
+`set_offerings`, `add_rental`, `register_ssh_key`, `rentals`, `deployments`), or over HTTP for the
+subprocess mode: GET /_twin/requests, GET /_twin/deployments, POST /_twin/faults {"route", "faults":
+[{"status", "delay", "message", "plain", "after", "times"}]}, PUT /_twin/offerings [...],
+POST /_twin/rentals {"offering_id", "name", "status"}, PATCH /_twin/config {"token", "balance",
+"deployment_url", "ready_after_polls"}, POST /_twin/reset. Faults queue per route ("METHOD /path",
+`*` wildcards for the method or a path suffix) and are used once each, in order.
+
+A deployment reports `url` = `deployment_url` (may contain `{name}`; default an unresolvable
+`http://{name}.twin.invalid`): point it at a local server to exercise a runtime end to end. Private
+deployments (`public: false`) get a share token and `shareUrl` = url + `?token=...`.
+
+Caveat: the SDK's `delete_ssh_key()` holds the GIL while it waits, so against an IN-PROCESS twin it
+deadlocks; every other call releases the GIL. Use the subprocess mode for that one call.
+
+CLI: `python -m subnet.twins.basilica_twin --port 8787` (see --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_CODES = {400: "BAD_REQUEST", 401: "AUTH_INVALID", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT",
+          429: "RATE_LIMITED", 500: "INTERNAL", 502: "BAD_GATEWAY", 503: "UNAVAILABLE", 504: "TIMEOUT"}
+
+
+def now_iso(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
+
+
+def offering(id: str, gpu_type: str, hourly_rate_per_gpu: str, *, gpu_count: int = 1, is_spot: bool = False,
+             provider: str = "cyan", region: str = "us-east-1", available: bool = True) -> dict:
+    """One `nodes[]` entry exactly as the API sends it (rate per GPU, as a decimal string)."""
+    return {"id": id, "provider": provider, "gpu_type": gpu_type, "gpu_count": gpu_count,
+            "gpu_memory_gb_per_gpu": 16, "system_memory_gb": 32 * gpu_count, "vcpu_count": 8 * gpu_count,
+            "region": region, "hourly_rate_per_gpu": str(hourly_rate_per_gpu), "availability": available,
+            "is_spot": is_spot, "fetched_at": now_iso()}
+
+
+# A catalogue in the shape of the real one: the five default-allowed boxes plus tempting ones that are not.
+DEFAULT_OFFERINGS = [
+    offering("v100-spot", "TESLA V100", "0.05", is_spot=True),
+    offering("v100-od", "TESLA V100", "0.15"),
+    offering("a4000-1x", "RTX-A4000", "0.16"),
+    offering("a4000-2x", "RTX-A4000", "0.165", gpu_count=2),
+    offering("a6000-spot", "RTX-A6000", "0.44", is_spot=True),
+    offering("a6000-od", "RTX-A6000", "0.49"),
+    offering("v100-4x", "TESLA V100", "0.15", gpu_count=4),
+    offering("h100-1x", "H100", "2.10", provider="plum"),
+]
+
+
+@dataclass
+class Fault:
+    """One injected answer for one request. status None = no error, only the delay."""
+
+    status: int | None = 500
+    delay: float = 0.0
+    message: str = "injected fault"
+    plain: bool = False  # a plain-text body (like a proxy's) instead of Basilica's JSON error envelope
+    after: bool = False  # do the work, THEN answer with the error: an answer lost on the way back
+
+
+class TwinState:
+    """Everything the twin knows; one lock, so handlers on many threads stay consistent."""
+
+    def __init__(self, token: str, offerings: list[dict] | None, balance: str, deployment_url: str | None,
+                 ready_after_polls: int):
+        self.lock = threading.RLock()
+        self.token, self.balance = token, balance
+        self.deployment_url = deployment_url or "http://{name}.twin.invalid"
+        self.ready_after_polls = ready_after_polls
+        self.offerings = list(DEFAULT_OFFERINGS if offerings is None else offerings)
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.rentals: dict[str, dict] = {}
+            self.deployments: dict[str, dict] = {}
+            self.ssh_key: dict | None = None
+            self.faults: dict[str, deque[Fault]] = {}
+            self.requests: list[dict] = []
+
+    def next_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for route, queue in self.faults.items():
+                want_method, _, want_path = route.partition(" ")
+                if want_method not in ("*", method) or not queue:
+                    continue
+                if want_path == path or (want_path.endswith("*") and path.startswith(want_path[:-1])):
+                    return queue.popleft()
+        return None
+
+    def add_rental(self, offer: dict, name: str | None = None, status: str = "running") -> dict:
+        with self.lock:
+            rid = str(uuid.uuid4())
+            rate = Decimal(offer["hourly_rate_per_gpu"]) * offer["gpu_count"]
+            self.rentals[rid] = {
+                "name": name or f"rental-{len(self.rentals) + 1}", "rental_id": rid, "provider": offer["provider"],
+                "provider_instance_id": f"inst-{rid[:8]}", "gpu_type": offer["gpu_type"],
+                "gpu_count": offer["gpu_count"],
+                "instance_type": f"{offer['gpu_count']}x-{offer['gpu_type']}", "location_code": offer["region"],
+                "status": status, "ip_address": f"10.0.0.{len(self.rentals) + 2}", "hourly_cost": float(rate),
+                "created_at": now_iso(), "stopped_at": None,
+                "ssh_command": f"ssh ubuntu@10.0.0.{len(self.rentals) + 2}",
+                "vcpu_count": offer["vcpu_count"], "system_memory_gb": offer["system_memory_gb"],
+                "accumulated_cost": "0", "is_vip": False, "is_spot": offer["is_spot"],
+                "offering_id": offer["id"], "_started": time.time(),
+            }
+            return self.rentals[rid]
+
+
+class TwinError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("_") and k != "offering_id"}
+
+
+# ---- API routes: (method, path regex, handler(state, match, query, body) -> (status, payload)) ------
+
+
+def _gpu_prices(st: TwinState, m, q: dict, body) -> tuple[int, Any]:
+    nodes = [o for o in st.offerings if o["availability"] or q.get("available_only") != "true"]
+    if q.get("spot_only") == "true":
+        nodes = [o for o in nodes if o["is_spot"]]
+    if q.get("exclude_spot") == "true":
+        nodes = [o for o in nodes if not o["is_spot"]]
+    return 200, {"nodes": nodes, "count": len(nodes)}
+
+
+def _list_rentals(st: TwinState, m, q, body) -> tuple[int, Any]:
+    rentals = [_public(r) for r in st.rentals.values()]
+    return 200, {"rentals": rentals, "total_count": len(rentals)}
+
+
+def _start_rental(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
+    offer = next((o for o in st.offerings if o["id"] == body.get("offering_id") and o["availability"]), None)
+    if offer is None:
+        raise TwinError(404, f"Offering {body.get('offering_id')} not found or unavailable")
+    if not st.ssh_key or body.get("ssh_public_key_id") != st.ssh_key["id"]:
+        raise TwinError(400, "ssh_public_key_id does not name your registered SSH key")
+    name = body.get("name")
+    if name and any(r["name"] == name and r["status"] == "running" for r in st.rentals.values()):
+        raise TwinError(409, f"A rental named {name} already exists")
+    r = st.add_rental(offer, name=name)
+    return 200, {"name": r["name"], "rental_id": r["rental_id"], "deployment_id": f"dep-{r['rental_id'][:8]}",
+                 "provider": r["provider"], "status": r["status"], "ip_address": r["ip_address"],
+                 "ssh_command": r["ssh_command"], "hourly_cost": r["hourly_cost"], "is_spot": r["is_spot"]}
+
+
+def _stop_rental(st: TwinState, m, q, body) -> tuple[int, Any]:
+    ref = m.group(1)
+    r = st.rentals.get(ref) or next((r for r in st.rentals.values() if r["name"] == ref), None)
+    if r is None or r["status"] != "running":
+        raise TwinError(404, f"Rental {ref} not found")
+    hours = (time.time() - r["_started"]) / 3600
+    r.update(status="stopped", stopped_at=now_iso(), accumulated_cost=f"{r['hourly_cost'] * hours:.6f}")
+    return 200, {"name": r["name"], "rental_id": r["rental_id"], "status": "stopped",
+                 "duration_hours": hours, "total_cost": round(r["hourly_cost"] * hours, 6)}
+
+
+def _get_ssh_key(st: TwinState, m, q, body) -> tuple[int, Any]:
+    return 200, st.ssh_key
+
+
+def _register_ssh_key(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
+    if st.ssh_key:
+        raise TwinError(409, "An SSH key is already registered")
+    if not str(body.get("public_key", "")).startswith(("ssh-", "ecdsa-")):
+        raise TwinError(400, "public_key is not an OpenSSH public key")
+    st.ssh_key = {"id": str(uuid.uuid4()), "user_id": "twin-user", "name": body.get("name", ""),
+                  "public_key": body["public_key"], "created_at": now_iso(), "updated_at": now_iso()}
+    return 201, st.ssh_key
+
+
+def _delete_ssh_key(st: TwinState, m, q, body) -> tuple[int, Any]:
+    st.ssh_key = None
+    return 204, b""
+
+
+def _balance(st: TwinState, m, q, body) -> tuple[int, Any]:
+    return 200, {"balance": st.balance, "last_updated": now_iso()}
+
+
+def _health(st: TwinState, m, q, body) -> tuple[int, Any]:
+    return 200, {"status": "healthy", "version": "twin", "timestamp": now_iso(),
+                 "healthy_validators": 1, "total_validators": 1}
+
+
+def _deployment_view(st: TwinState, d: dict, summary: bool = False) -> dict:
+    spec = d["spec"]
+    ready = spec.get("replicas", 1) if d["state"] == "Active" else 0
+    view = {"instanceName": d["name"], "friendlyName": d["name"], "state": d["state"], "url": d["url"],
+            "replicas": {"desired": spec.get("replicas", 1), "ready": ready}, "createdAt": d["createdAt"],
+            "public": spec.get("public", True), "publicMetadata": spec.get("publicMetadata", False)}
+    if not summary:
+        view |= {"userId": "twin-user", "namespace": "u-twin-user", "image": spec.get("image", ""),
+                 "phase": "ready" if d["state"] == "Active" else "pending"}
+    return view
+
+
+def _create_deployment(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
+    name = body.get("instanceName") or ""
+    if not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", name) or not body.get("image"):
+        raise TwinError(400, "instanceName must be DNS-safe and image is required")
+    if name in st.deployments:  # idempotent by instance name, like the real API
+        return 200, _deployment_view(st, st.deployments[name])
+    url = st.deployment_url.replace("{name}", name)
+    d = {"name": name, "spec": body, "url": url, "createdAt": now_iso(), "polls": 0,
+         "state": "Active" if st.ready_after_polls <= 0 else "Pending",
+         "logs": [f"twin: pulling {body['image']}", "twin: container started"], "share_token": None}
+    st.deployments[name] = d
+    view = _deployment_view(st, d)
+    if body.get("public") is False:
+        d["share_token"] = secrets.token_urlsafe(16)
+        view |= {"shareToken": d["share_token"], "shareUrl": f"{url}?token={d['share_token']}"}
+    return 201, view
+
+
+def _deployment(st: TwinState, name: str) -> dict:
+    if name not in st.deployments:
+        raise TwinError(404, f"Deployment {name} not found")
+    return st.deployments[name]
+
+
+def _get_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
+    d = _deployment(st, m.group(1))
+    d["polls"] += 1
+    if d["state"] == "Pending" and d["polls"] >= st.ready_after_polls:
+        d["state"] = "Active"
+    return 200, _deployment_view(st, d)
+
+
+def _list_deployments(st: TwinState, m, q, body) -> tuple[int, Any]:
+    views = [_deployment_view(st, d, summary=True) for d in st.deployments.values()]
+    return 200, {"deployments": views, "total": len(views)}
+
+
+def _delete_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
+    d = st.deployments.pop(_deployment(st, m.group(1))["name"])
+    return 200, {"instanceName": d["name"], "state": "Terminating", "message": "Deployment deletion initiated"}
+
+
+def _deployment_logs(st: TwinState, m, q, body) -> tuple[int, Any]:
+    lines = _deployment(st, m.group(1))["logs"]
+    tail = int(q.get("tail", 0) or 0)
+    return 200, "\n".join(lines[-tail:] if tail else lines) + "\n"
+
+
+_SEG = r"([^/]+)"
+ROUTES = [
+    ("GET", r"/health", _health),
+    ("GET", r"/v2/secure-cloud/gpu-prices", _gpu_prices),
+    ("GET", r"/v2/secure-cloud/rentals", _list_rentals),
+    ("POST", r"/v2/secure-cloud/rentals/start", _start_rental),
+    ("POST", rf"/v2/secure-cloud/rentals/{_SEG}/stop", _stop_rental),
+    ("GET", r"/ssh-keys", _get_ssh_key),
+    ("POST", r"/ssh-keys", _register_ssh_key),
+    ("DELETE", r"/ssh-keys", _delete_ssh_key),
+    ("GET", r"/billing/balance", _balance),
+    ("POST", r"/deployments", _create_deployment),
+    ("GET", r"/deployments", _list_deployments),
+    ("GET", rf"/deployments/{_SEG}", _get_deployment),
+    ("DELETE", rf"/deployments/{_SEG}", _delete_deployment),
+    ("GET", rf"/deployments/{_SEG}/logs", _deployment_logs),
+]
+
+
+# ---- HTTP plumbing -----------------------------------------------------------------------------
+
+
+def _error_body(status: int, message: str, code: str | None = None) -> dict:
+    return {"error": {"code": code or f"BASILICA_API_{_CODES.get(status, 'ERROR')}", "message": message,
+                      "timestamp": now_iso(), "retryable": status == 429 or status >= 500}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "basilica-twin/1"
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def _serve(self) -> None:
+        st: TwinState = self.server.state  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return self._send(400, _error_body(400, "request body is not JSON"))
+        if path.startswith("/_twin/"):
+            return self._send(*_admin(st, self.command, path, body))
+        with st.lock:
+            st.requests.append({"method": self.command, "path": path, "query": query, "body": body})
+        fault = st.next_fault(self.command, path)
+        if fault:
+            time.sleep(fault.delay)
+        if fault and fault.status and not fault.after:
+            return self._send(fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message))
+        auth = self.headers.get("Authorization") or ""
+        if path != "/health" and auth != f"Bearer {st.token}":
+            code = "BASILICA_API_AUTH_MISSING" if not auth else "BASILICA_API_AUTH_INVALID"
+            return self._send(401, _error_body(401, "Invalid or missing API token", code))
+        answer = self._route(st, path, query, body)
+        if fault and fault.status and fault.after:
+            answer = fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message)
+        self._send(*answer)
+
+    def _route(self, st: TwinState, path: str, query: dict, body: Any) -> tuple[int, Any]:
+        for method, pattern, handler in ROUTES:
+            match = re.fullmatch(pattern, path)
+            if match and method == self.command:
+                try:
+                    with st.lock:
+                        return handler(st, match, query, body)
+                except TwinError as exc:
+                    return exc.status, _error_body(exc.status, exc.message)
+                except Exception as exc:  # noqa: BLE001 - a bad test fixture must not kill the connection
+                    return 500, _error_body(500, f"twin bug or bad fixture: {type(exc).__name__}: {exc}")
+        return 404, _error_body(404, f"No route for {self.command} {path}")
+
+    def _send(self, status: int, payload: Any) -> None:
+        if isinstance(payload, bytes):
+            data, ctype = payload, "application/json"
+        elif isinstance(payload, str):
+            data, ctype = payload.encode(), "text/plain; charset=utf-8"
+        else:
+            data, ctype = json.dumps(payload).encode(), "application/json"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+def _admin(st: TwinState, method: str, path: str, data: Any) -> tuple[int, Any]:
+    with st.lock:
+        if (method, path) == ("GET", "/_twin/requests"):
+            return 200, st.requests
+        if (method, path) == ("GET", "/_twin/deployments"):
+            return 200, {name: {k: v for k, v in d.items()} for name, d in st.deployments.items()}
+        if (method, path) == ("POST", "/_twin/faults"):
+            queue = st.faults.setdefault(data["route"], deque())
+            for spec in data["faults"]:
+                spec = dict(spec)
+                queue.extend(Fault(**spec) for _ in range(int(spec.pop("times", 1))))
+            return 200, {"queued": len(st.faults[data["route"]])}
+        if (method, path) == ("PUT", "/_twin/offerings"):
+            st.offerings = list(data)
+            return 200, {"count": len(st.offerings)}
+        if (method, path) == ("POST", "/_twin/rentals"):
+            offer = next((o for o in st.offerings if o["id"] == data["offering_id"]), None)
+            if offer is None:
+                return 404, _error_body(404, f"no offering {data['offering_id']}")
+            return 201, _public(st.add_rental(offer, data.get("name"), data.get("status", "running")))
+        if (method, path) == ("PATCH", "/_twin/config"):
+            for key in ("token", "balance", "deployment_url", "ready_after_polls"):
+                if key in data:
+                    setattr(st, key, data[key])
+            return 200, {"ok": True}
+        if (method, path) == ("POST", "/_twin/reset"):
+            st.reset()
+            return 200, {"ok": True}
+    return 404, _error_body(404, f"No twin control {method} {path}")
+
+
+class BasilicaTwin:
+    """The twin on a loopback port, in this process. `with BasilicaTwin() as twin:` → `twin.url`."""
+
+    def __init__(self, *, token: str = "twin-token", offerings: list[dict] | None = None, balance: str = "25.00",
+                 deployment_url: str | None = None, ready_after_polls: int = 0, host: str = "127.0.0.1", port: int = 0):
+        if host not in LOOPBACK:
+            raise ValueError(f"the twin serves loopback only, not {host!r}")
+        self.state = TwinState(token, offerings, balance, deployment_url, ready_after_polls)
+        self._addr = (host, port)
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("twin not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def start(self) -> str:
+        self._server = ThreadingHTTPServer(self._addr, _Handler)
+        self._server.daemon_threads = True
+        self._server.state = self.state  # type: ignore[attr-defined]
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True, name="basilica-twin").start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> BasilicaTwin:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- controls for tests ----
+
+    def set_offerings(self, offerings: list[dict]) -> None:
+        with self.state.lock:
+            self.state.offerings = list(offerings)
+
+    def fault(self, route: str, status: int | None = 500, *, times: int = 1, delay: float = 0.0,
+              message: str = "injected fault", plain: bool = False, after: bool = False) -> None:
+        """Queue `times` faults for `route` ("GET /v2/secure-cloud/gpu-prices", "* /deployments*")."""
+        fault = Fault(status, delay, message, plain, after)
+        with self.state.lock:
+            self.state.faults.setdefault(route, deque()).extend(fault for _ in range(times))
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[dict]:
+        with self.state.lock:
+            return [r for r in self.state.requests
+                    if (method is None or r["method"] == method) and (path is None or r["path"] == path)]
+
+    def add_rental(self, offering_id: str, *, name: str | None = None, status: str = "running") -> dict:
+        """A rental made outside this project (e.g. in the web console): an orphan to our ledger."""
+        with self.state.lock:
+            offer = next(o for o in self.state.offerings if o["id"] == offering_id)
+            return _public(self.state.add_rental(offer, name, status))
+
+    def register_ssh_key(self, public_key: str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAtwin twin") -> dict:
+        with self.state.lock:
+            return _register_ssh_key(self.state, None, {}, {"name": "twin", "public_key": public_key})[1]
+
+    @property
+    def rentals(self) -> dict[str, dict]:
+        return self.state.rentals
+
+    @property
+    def deployments(self) -> dict[str, dict]:
+        """name → {"spec": the camelCase request body as received, "url", "state", "share_token", "logs"}."""
+        return self.state.deployments
+
+
+@contextmanager
+def serve_twin(**kwargs: Any) -> Iterator[str]:
+    """Run a twin for the duration of the block and yield its base URL."""
+    with BasilicaTwin(**kwargs) as twin:
+        yield twin.url
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m subnet.twins.basilica_twin", description="Local Basilica API twin")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    p.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    p.add_argument("--token", default="twin-token", help="bearer token the twin accepts")
+    p.add_argument("--offerings", help="JSON file: a list of nodes[] entries (default: a sample catalogue)")
+    p.add_argument("--balance", default="25.00")
+    p.add_argument("--deployment-url", help="URL deployments report; may contain {name}")
+    args = p.parse_args(argv)
+    offerings = None
+    if args.offerings:
+        with open(args.offerings) as fh:
+            offerings = json.load(fh)
+    twin = BasilicaTwin(token=args.token, offerings=offerings, balance=args.balance,
+                        deployment_url=args.deployment_url, host=args.host, port=args.port)
+    print(f"basilica twin listening on {twin.start()} (export BASILICA_API_URL=that, BASILICA_API_TOKEN={args.token})",
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        twin.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The twin speaks the real API: the REAL basilica SDK parses its answers and raises its errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import basilica
+import httpx
+import pytest
+
+from subnet.twins.basilica_twin import BasilicaTwin, serve_twin
+
+
+TOKEN = "local-twin-token"  # for the tests that start their own twin
+
+
+@pytest.fixture
+def sdk(twin, token):
+    return basilica.BasilicaClient(base_url=twin.url, api_key=token)
+
+
+def test_gpu_prices_parse_with_per_gpu_rate_as_string(twin, sdk, catalogue):
+    offerings = sdk.list_secure_cloud_gpus()
+    assert len(offerings) == len(catalogue) - 1  # available_only=true drops the unavailable one
+    a4000 = next(o for o in offerings if o.id == "a4000-2x")
+    assert (a4000.gpu_type, a4000.gpu_count, a4000.hourly_rate, a4000.is_spot) == ("RTX-A4000", 2, "0.155", False)
+    assert twin.requests("GET", "/v2/secure-cloud/gpu-prices")[0]["query"] == {"available_only": "true"}
+
+
+def test_rental_lifecycle_through_the_sdk(twin, sdk):
+    key = sdk.get_ssh_key()
+    started = sdk.start_secure_cloud_rental("v100-od", key.id, "my-box")
+    assert (started.name, started.status, started.hourly_cost) == ("my-box", "running", 0.15)
+    assert twin.requests("POST")[-1]["body"] == {"offering_id": "v100-od", "ssh_public_key_id": key.id,
+                                                 "name": "my-box"}
+    listed = sdk.list_secure_cloud_rentals()
+    assert listed.total_count == 1 and listed.rentals[0].rental_id == started.rental_id
+    stopped = sdk.stop_secure_cloud_rental("my-box")
+    assert stopped.status == "stopped" and stopped.rental_id == started.rental_id
+    assert sdk.list_secure_cloud_rentals().rentals[0].stopped_at is not None
+    assert sdk.get_balance() == {"balance": "25.00", "last_updated": sdk.get_balance()["last_updated"]}
+
+
+def test_deployment_spec_is_recorded_camel_case(twin, sdk):
+    twin.state.deployment_url = "http://127.0.0.1:9/{name}"
+    res = sdk.create_deployment("actor-1", "reg/repo@sha256:" + "b" * 64, port=8000, env={"K": "v"}, cpu="2",
+                                memory="8Gi", gpu_count=2, gpu_models=["RTX-A4000"], spot=False, ttl_seconds=900,
+                                public=False)
+    assert (res.instance_name, res.state, res.public) == ("actor-1", "Active", False)
+    assert res.url == "http://127.0.0.1:9/actor-1"
+    assert res.share_url == f"http://127.0.0.1:9/actor-1?token={twin.deployments['actor-1']['share_token']}"
+    spec = twin.deployments["actor-1"]["spec"]
+    assert spec["instanceName"] == "actor-1" and spec["ttlSeconds"] == 900 and spec["env"] == {"K": "v"}
+    assert spec["resources"] == {"cpu": "2", "memory": "8Gi",
+                                 "gpus": {"count": 2, "model": ["RTX-A4000"], "spot": False}}
+    assert sdk.list_deployments().total == 1
+    assert sdk.get_deployment_logs("actor-1", False, 1) == "twin: container started\n"
+    assert sdk.delete_deployment("actor-1").state == "Terminating"
+    with pytest.raises(KeyError):
+        sdk.get_deployment("actor-1")
+
+
+def test_pending_deployment_becomes_active_after_polls(clean_env):
+    with BasilicaTwin(token=TOKEN, ready_after_polls=2) as twin:
+        sdk = basilica.BasilicaClient(base_url=twin.url, api_key=TOKEN)
+        assert sdk.create_deployment("slow", "img").state == "Pending"
+        assert [sdk.get_deployment("slow").state for _ in range(2)] == ["Pending", "Active"]
+
+
+@pytest.mark.parametrize(
+    "status, exc_type",
+    [(400, ValueError), (401, PermissionError), (403, PermissionError), (404, KeyError),
+     (409, RuntimeError), (429, RuntimeError), (500, RuntimeError), (503, RuntimeError)],
+)
+def test_sdk_raises_builtins_for_http_errors(twin, sdk, status, exc_type):
+    twin.fault("GET /billing/balance", status)
+    with pytest.raises(exc_type):
+        sdk.get_balance()
+
+
+def test_wrong_token_is_401_and_network_failure_is_connection_error(twin):
+    with pytest.raises(PermissionError, match="Authentication error"):
+        basilica.BasilicaClient(base_url=twin.url, api_key="nope").get_balance()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(ConnectionError):
+        basilica.BasilicaClient(base_url=dead, api_key=TOKEN).get_balance()
+
+
+def test_faults_queue_per_route_and_slow_answers(twin, sdk):
+    twin.fault("GET /billing/balance", 429, times=2)
+    twin.fault("GET /billing/balance", None, delay=0.3)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Rate limit exceeded"):
+            sdk.get_balance()
+    assert sdk.get_balance()["balance"] == "25.00"  # the slow one still answers
+    assert len(twin.requests("GET", "/billing/balance")) == 3
+
+
+def test_serve_twin_yields_url_and_admin_api_controls_it(clean_env, catalogue):
+    with serve_twin(token=TOKEN) as url:
+        httpx.put(f"{url}/_twin/offerings", json=[catalogue[0]]).raise_for_status()
+        fault = {"route": "GET /billing/balance", "faults": [{"status": 503, "times": 1}]}
+        httpx.post(f"{url}/_twin/faults", json=fault).raise_for_status()
+        sdk = basilica.BasilicaClient(base_url=url, api_key=TOKEN)
+        assert [o.id for o in sdk.list_secure_cloud_gpus()] == ["a6000-spot"]
+        with pytest.raises(RuntimeError):
+            sdk.get_balance()
+        assert [r["path"] for r in httpx.get(f"{url}/_twin/requests").json()] == [
+            "/v2/secure-cloud/gpu-prices", "/billing/balance"]
+
+
+def test_twin_runs_as_a_module_for_dry_runs(clean_env):
+    proc = subprocess.Popen([sys.executable, "-m", "subnet.twins.basilica_twin", "--port", "0", "--token", TOKEN],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split("listening on ")[1].split()[0]
+        sdk = basilica.BasilicaClient(base_url=url, api_key=TOKEN)
+        assert len(sdk.list_secure_cloud_gpus()) == 8
+        sdk.register_ssh_key("k", public_key="ssh-ed25519 AAAA k")
+        sdk.delete_ssh_key()  # holds the GIL: only safe against an out-of-process twin
+        assert sdk.get_ssh_key() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_twin_refuses_non_loopback():
+    with pytest.raises(ValueError, match="loopback"):
+        BasilicaTwin(host="0.0.0.0")

@@ -1,0 +1,41 @@
+"""`subnet dry-run --mode docker` judges envs exactly as the process runtime does, in hardened
+containers, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from envs_factory import make_broken_env, make_env
+from test_dry_run import BROKEN, FAULTY, by_env, run_dry_run
+
+pytestmark = pytest.mark.docker
+
+KINDS = ["raises", "self_scored", "wrong", "skipped_layer", "huge", "hangs"]
+
+
+@pytest.fixture(scope="module")
+def docker_round(docker_client, base_image, tmp_path_factory):
+    root = tmp_path_factory.mktemp("docker-envs")
+    envs = [make_env(root, "honest"), make_env(root, "slow")]
+    envs += [make_env(root, kind) for kind in KINDS]
+    envs.append(make_broken_env(root, "no_actor"))
+    args = [a for env in envs for a in ("--env", str(env))]
+    report = run_dry_run(*args, "--tasks", "4", "--timeout", "8", "--n", "128", "--depth", "3", mode="docker", timeout=900)
+    return report
+
+
+def test_docker_round_pays_honest_envs_only(docker_round):
+    assert docker_round["mode"] == "docker"
+    miners = by_env(docker_round)
+    assert miners["honest"]["verified"] == 4 and miners["honest"]["weight"] > 0
+    assert miners["slow"]["verified"] == 4 and 0 < miners["slow"]["weight"] < miners["honest"]["weight"]
+    for kind in KINDS:
+        assert miners[kind]["weight"] == 0
+        assert miners[kind]["faults"] == {FAULTY[kind]: 4}, miners[kind]
+    assert miners["no_actor"]["faults"] == {BROKEN["no_actor"]: 4}
+
+
+def test_docker_round_leaves_no_container_or_network(docker_round, docker_client):
+    role = {"label": "subnet.role"}
+    assert docker_client.containers.list(all=True, filters=role) == []
+    assert [n.name for n in docker_client.networks.list(filters=role)] == []
