@@ -82,12 +82,20 @@ def build_env_image(
     emit("[2/2] adding the affinetes Actor server (pinned PyPI packages)")
     with tempfile.TemporaryDirectory(prefix="subnet-wrapper-") as ctx:
         root = Path(ctx)
-        (root / "Dockerfile").write_text(wrapper_dockerfile(base_id))
+        base_config = _image_config(client, base_id)
+        (root / "Dockerfile").write_text(wrapper_dockerfile(base_id, base_config))
         (root / "server-requirements.txt").write_text(SERVER_REQUIREMENTS)
         (root / "serve.py").write_text(SERVE_PY)
         image_id = _build(client, "Actor wrapper", emit, path=ctx, dockerfile="Dockerfile", tag=tag,
                           network_mode=network_mode, nocache=nocache)
     return BuiltImage(tag=tag, image_id=image_id, reference=local_reference(tag, image_id))
+
+
+def _image_config(client: Any, image_id: str) -> dict:
+    try:
+        return client.images.get(image_id).attrs.get("Config") or {}
+    except Exception as exc:  # noqa: BLE001
+        raise BuildFailed(f"inspecting the env image {image_id[:19]}: {_one_line(exc)}") from None
 
 
 def _build(client: Any, stage: str, emit: Log, **kwargs: Any) -> str:

@@ -14,6 +14,8 @@ that pins its own pydantic/fastapi keeps them; the server only fills in what is 
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from subnet.protocol import ACTOR_PORT
 
 AFFINETES_VERSION = "0.2.0"
@@ -46,6 +48,10 @@ SERVE_PY = f'''\
 import os
 import sys
 
+sys.dont_write_bytecode = True  # the root filesystem is read-only at run time
+if not os.access(os.environ.get("HOME") or "/", os.W_OK):
+    os.environ["HOME"] = "/tmp"  # the only writable place; caches under ~ land there
+
 LIB = "{SERVER_DIR}/lib"
 TEMPLATES = LIB + "/affinetes/templates"
 sys.path.append(LIB)  # after the env's own packages: the env's pins win
@@ -67,21 +73,29 @@ uvicorn.run("http_server:app", host="0.0.0.0", port={ACTOR_PORT}, app_dir=TEMPLA
 '''
 
 
-def wrapper_dockerfile(base_image_id: str) -> str:
-    """The wrapper stage on top of the env image `base_image_id` (a local `sha256:` image id)."""
-    return f"""\
-FROM {base_image_id}
-USER root
-COPY server-requirements.txt serve.py {SERVER_DIR}/
-RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --only-binary=:all: \\
-      --target {SERVER_DIR}/lib -r {SERVER_DIR}/server-requirements.txt \\
- && python3 {SERVER_DIR}/serve.py --check \\
- && chmod -R a+rX {SERVER_DIR} /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
-WORKDIR /app
-LABEL affinetes.env.type="function_based" subnet.actor.server="affinetes=={AFFINETES_VERSION}"
-EXPOSE {ACTOR_PORT}
-USER {ACTOR_UID}:{ACTOR_UID}
-ENTRYPOINT []
-CMD ["python3", "{SERVER_DIR}/serve.py"]
-"""
+def wrapper_dockerfile(base_image_id: str, base_config: Mapping[str, Any] | None = None) -> str:
+    """The wrapper stage on top of the env image `base_image_id` (a local `sha256:` image id).
+
+    `base_config` is that image's `Config`; instructions that would not change it are left out,
+    because with the classic builder every instruction costs a container commit (seconds each on
+    fuse-overlayfs). Settings that could be instructions live in serve.py for the same reason.
+    """
+    config = base_config or {}
+    user = str(config.get("User") or "")
+    lines = [f"FROM {base_image_id}"]
+    if user not in ("", "root", "0", "0:0"):
+        lines.append("USER root")
+    lines += [
+        f"COPY server-requirements.txt serve.py {SERVER_DIR}/",
+        f"RUN python3 -m pip install --no-cache-dir --disable-pip-version-check --no-deps --only-binary=:all: \\\n"
+        f"      --target {SERVER_DIR}/lib -r {SERVER_DIR}/server-requirements.txt \\\n"
+        f" && python3 {SERVER_DIR}/serve.py --check \\\n"
+        f" && chmod -R a+rX {SERVER_DIR} /app",
+        f'LABEL affinetes.env.type="function_based" subnet.actor.server="affinetes=={AFFINETES_VERSION}"',
+    ]
+    if config.get("WorkingDir") != "/app":
+        lines.append("WORKDIR /app")
+    if config.get("Entrypoint"):
+        lines.append("ENTRYPOINT []")
+    lines += [f"USER {ACTOR_UID}:{ACTOR_UID}", f'CMD ["python3", "{SERVER_DIR}/serve.py"]']
+    return "\n".join(lines) + "\n"

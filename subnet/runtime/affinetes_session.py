@@ -35,22 +35,29 @@ def load_url_env(base_url: str) -> Any:
     return env
 
 
-def install_capped_client(env: Any, max_response_bytes: int) -> None:
+def install_capped_client(env: Any, max_response_bytes: int, params: dict[str, str] | None = None) -> None:
     """Replace the executor's unbounded httpx client with a capped one."""
     executor = env._backend._http_executor
-    executor.client = capped_client(max_response_bytes)
+    executor.client = capped_client(max_response_bytes, params=params)
 
 
 class AffinetesSession:
-    """An `ActorSession` over an affinetes EnvironmentWrapper."""
+    """An `ActorSession` over an affinetes EnvironmentWrapper.
 
-    def __init__(self, env: Any, max_response_bytes: int) -> None:
+    `gpu_type` and `hourly_price` describe the box the Actor runs on, where a runtime knows it
+    (Basilica); scoring prices each task by them.
+    """
+
+    gpu_type: str | None = None
+    hourly_price: float | None = None
+
+    def __init__(self, env: Any, max_response_bytes: int, params: dict[str, str] | None = None) -> None:
         self._env = env
-        install_capped_client(env, max_response_bytes)
+        install_capped_client(env, max_response_bytes, params)
 
     @classmethod
-    def for_url(cls, base_url: str, max_response_bytes: int) -> "AffinetesSession":
-        return cls(load_url_env(base_url), max_response_bytes)
+    def for_url(cls, base_url: str, max_response_bytes: int, params: dict[str, str] | None = None) -> "AffinetesSession":
+        return cls(load_url_env(base_url), max_response_bytes, params)
 
     async def call(self, method: str, kwargs: Mapping[str, Any], timeout: float) -> Any:
         remote = getattr(self._env, method)

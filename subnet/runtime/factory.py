@@ -63,6 +63,11 @@ def choose_dry_run_mode(mode: str, env_dirs: Sequence[Path]) -> tuple[str, str]:
 
 def dry_run_runtime(mode: str, settings: Settings):
     """The runtime for a dry run, whose submissions are env folders."""
+    if mode == "basilica":
+        raise RuntimeUnavailable(
+            "a dry run's env folders are not pushed images, so Basilica cannot pull them: push with "
+            "`subnet miner publish`, then run `subnet validator run --mode basilica`"
+        )
     if mode == "docker":
         from subnet.runtime.building import BuildingDockerRuntime
 
@@ -83,4 +88,26 @@ def make_runtime(mode: str, settings: Settings, allow_local: bool = False):
         from subnet.runtime.docker import DockerRuntime
 
         return DockerRuntime(settings, allow_local=allow_local)
-    raise RuntimeUnavailable(f"mode {mode!r} is not available in this build yet")
+    if mode == "basilica":
+        return basilica_runtime(settings)
+    raise RuntimeUnavailable(f"unknown mode {mode!r}")
+
+
+def basilica_runtime(settings: Settings):
+    """A Basilica runtime with the spend ledger in the state DB; forgotten deployments reclaimed."""
+    from subnet.compute.basilica import BasilicaError, BasilicaGPUClient
+    from subnet.compute.ledger import Ledger
+    from subnet.compute.settings import ConfigError, load_settings
+    from subnet.runtime.basilica import BasilicaRuntime
+
+    try:
+        client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.store_path))
+        runtime = BasilicaRuntime(client, settings)
+        reclaimed = runtime.reclaim_forgotten()
+    except (ConfigError, BasilicaError) as exc:
+        raise RuntimeUnavailable(f"Basilica: {exc}") from None
+    if reclaimed:
+        import logging
+
+        logging.getLogger(__name__).warning("deleted %d deployment(s) a previous run left behind", len(reclaimed))
+    return runtime

@@ -75,9 +75,11 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def capped_client(limit: int, connect_timeout: float = 10.0) -> httpx.AsyncClient:
-    """A client for Actor calls: capped bodies; the per-call deadline is the caller's."""
+def capped_client(limit: int, connect_timeout: float = 10.0, params: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """A client for Actor calls: capped bodies; the per-call deadline is the caller's.
+    `params` ride on every request (a private deployment's share token)."""
     return httpx.AsyncClient(
+        params=params,
         transport=CappedTransport(limit),
         timeout=httpx.Timeout(connect=connect_timeout, read=None, write=30.0, pool=None),
     )

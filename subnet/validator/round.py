@@ -53,6 +53,8 @@ class TaskOutcome:
 class MinerOutcome:
     submission: Submission
     tasks: list[TaskOutcome] = field(default_factory=list)
+    gpu_type: str | None = None  # the box the Actor ran on, where the runtime knows it
+    hourly_price: float | None = None
 
     @property
     def counted(self) -> list[TaskOutcome]:
@@ -116,6 +118,7 @@ class RoundEngine:
     async def _run_miner(self, sub: Submission, tasks: Sequence[Task]) -> MinerOutcome:
         done: dict[int, TaskOutcome] = {}
         fallback: TaskOutcome | None = None
+        outcome = MinerOutcome(sub)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
@@ -123,6 +126,8 @@ class RoundEngine:
                         actor = await stack.enter_async_context(self.runtime.open(sub))
                 finally:
                     self._started_one()
+                outcome.gpu_type = getattr(actor, "gpu_type", None)
+                outcome.hourly_price = getattr(actor, "hourly_price", None)
                 # Nobody's clock runs while another Actor is still booting on shared hardware.
                 await self._all_started.wait()
                 await self._run_tasks(sub, actor, tasks, done)
@@ -133,7 +138,6 @@ class RoundEngine:
         except Exception as exc:  # noqa: BLE001 - a runtime bug must not sink the round or the miner
             log.exception("runtime failed for %s", sub.name)
             fallback = TaskOutcome(-1, reason=f"validator error: {type(exc).__name__}: {one_line(str(exc))}", infra=True)
-        outcome = MinerOutcome(sub)
         for task in tasks:
             result = done.get(task.index)
             if result is None:

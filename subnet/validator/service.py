@@ -160,7 +160,7 @@ def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
         tasks=len(counted),
         verified=sum(1 for t in counted if t.verified),
         latencies_ms=tuple(outcome.verified_latencies_ms),
-        hourly_price=None,
+        hourly_price=outcome.hourly_price,
         copy=any(t.fault is FaultKind.COPY for t in counted),
     )
 
@@ -171,7 +171,7 @@ def _records(outcomes: Sequence[MinerOutcome]) -> list[TaskRecord]:
             digest=o.submission.digest, uid=o.submission.uid, hotkey=o.submission.hotkey,
             task_index=t.task_index, verified=t.verified,
             fault=("infra" if t.infra else (t.fault.value if t.fault else None)),
-            reason=t.reason, latency_ms=t.latency_ms,
+            reason=t.reason, latency_ms=t.latency_ms, gpu_type=o.gpu_type, hourly_price=o.hourly_price,
         )
         for o in outcomes
         for t in o.tasks
