@@ -25,7 +25,7 @@ from subnet.runtime.process import free_port
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 from subnet.validator.round import RoundEngine, RoundLimits
 
-from conftest import ENVS
+ENVS = __import__("pathlib").Path(__file__).resolve().parent.parent / "envs"
 
 TOKEN = "twin-token-for-runtime"
 OFFERINGS = [
@@ -128,7 +128,7 @@ def test_a_deployment_never_scheduled_is_infrastructure_and_is_deleted(twin, tmp
 
 def test_forgotten_deployments_are_reclaimed_at_start(twin, tmp_path):
     runtime, ledger = runtime_for(tmp_path)
-    from subnet.compute.basilica import DeploymentSpec
+    from subnet.compute.deployments import DeploymentSpec
 
     offer = runtime.client.list_cheap_gpus()[0]
     spec = DeploymentSpec.for_offering(offer, name="sn-u9-crashed-abc", image=f"x/y@{DIGEST}")

@@ -61,7 +61,8 @@ def check_docker() -> Check:
 
 
 def check_basilica(api_key: str | None = None) -> list[Check]:
-    from subnet.compute.basilica import BasilicaError, BasilicaGPUClient
+    from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.compute.errors import BasilicaError
     from subnet.compute.policy import money
     from subnet.compute.settings import ConfigError, load_settings
 

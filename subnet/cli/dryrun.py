@@ -44,7 +44,7 @@ def dry_run_command(
     overrides = {"tasks": tasks, "concurrency": concurrency, "n": n, "depth": depth, "call_timeout": timeout}
     settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     env_dirs = [p.resolve() for p in env] if env else default_env_dirs()
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     if not env_dirs:
         err.print("[red]error:[/] no env folders: pass --env DIR or run from a checkout with envs/")
         raise typer.Exit(2)

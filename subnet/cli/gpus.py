@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from subnet.compute.basilica import EXIT_CONFIG, BasilicaError, BasilicaGPUClient, RemoteRental, RentOutcome
+from subnet.compute.basilica import BasilicaGPUClient, RemoteRental, RentOutcome
+from subnet.compute.errors import EXIT_CONFIG, BasilicaError
 from subnet.compute.ledger import Ledger, Reconciliation, reconcile
 from subnet.compute.policy import Offering, money
 from subnet.compute.settings import ConfigError, load_settings

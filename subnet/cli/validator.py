@@ -49,7 +49,7 @@ def run(
     base = Settings()
     settings = base.model_copy(update={"netuid": base.netuid if netuid is None else netuid,
                                        "network": network or base.network})
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     devchain = settings.network == DEVCHAIN
     try:
         runtime = make_runtime(mode.value, settings, allow_local=devchain)

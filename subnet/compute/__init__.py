@@ -12,20 +12,9 @@ Typical use (a validator's Basilica runtime):
         client.delete_deployment(spec.name)
 """
 
-from subnet.compute.basilica import (
-    AuthError,
-    BasilicaError,
-    BasilicaGPUClient,
-    DeploymentInfo,
-    DeploymentSpec,
-    NotFound,
-    NothingAffordable,
-    PolicyRefused,
-    RemoteRental,
-    RentOutcome,
-    StopOutcome,
-    Unavailable,
-)
+from subnet.compute.basilica import BasilicaGPUClient, RemoteRental, RentOutcome, StopOutcome
+from subnet.compute.deployments import DeploymentInfo, DeploymentSpec
+from subnet.compute.errors import AuthError, BasilicaError, NotFound, NothingAffordable, PolicyRefused, Unavailable
 from subnet.compute.ledger import Ledger, LedgerEntry, reconcile
 from subnet.compute.policy import AllowedGpu, GpuPolicy, Offering, PolicyFormatError
 from subnet.compute.settings import BasilicaSettings, ConfigError, load_settings

@@ -15,63 +15,23 @@ row's name to Basilica, so after an ambiguous failure we can look the name up in
 from __future__ import annotations
 
 import queue
-import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
 import basilica
 
+from subnet.compute.deployments import DeploymentInfo, DeploymentSpec, deployment_info
+from subnet.compute.errors import BasilicaError, NotFound, NothingAffordable, PolicyRefused, classify
 from subnet.compute.ledger import Ledger, LedgerEntry
 from subnet.compute.policy import GpuPolicy, Offering, money, parse_rate
 from subnet.compute.settings import BasilicaSettings, ConfigError
 
-# CLI exit codes (documented in docs/operator.md).
-EXIT_API = 1  # Basilica refused/failed otherwise (400, 409, unexpected answer)
-EXIT_CONFIG = 2  # missing token, malformed BASILICA_* value, bad input
-EXIT_NOTHING_AFFORDABLE = 3  # no allowed offering at or under the cap
-EXIT_AUTH = 4  # 401/403
-EXIT_NOT_FOUND = 5  # 404: unknown offering or rental
-EXIT_UNAVAILABLE = 6  # 429/5xx/network/timeout after retries
-EXIT_POLICY = 7  # offering outside the allowlist or over the cap
 _INACTIVE = {"stopped", "stopping", "terminated", "terminating", "failed", "error", "deleted", "cancelled"}
-
-
-class BasilicaError(Exception):
-    """One-line, operator-facing failure with the CLI exit code it maps to."""
-
-    exit_code = EXIT_API
-
-    def __init__(self, message: str, *, retryable: bool = False, exit_code: int | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        if exit_code is not None:
-            self.exit_code = exit_code
-
-
-class AuthError(BasilicaError):
-    exit_code = EXIT_AUTH
-
-
-class NotFound(BasilicaError):
-    exit_code = EXIT_NOT_FOUND
-
-
-class Unavailable(BasilicaError):
-    exit_code = EXIT_UNAVAILABLE
-
-
-class PolicyRefused(BasilicaError):
-    exit_code = EXIT_POLICY
-
-
-class NothingAffordable(BasilicaError):
-    exit_code = EXIT_NOTHING_AFFORDABLE
-
 
 @dataclass
 class RemoteRental:
@@ -113,123 +73,6 @@ class StopOutcome:
     duration_hours: float | None
     total_cost: float | None
     note: str | None = None
-
-
-_DNS_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-@dataclass
-class DeploymentSpec:
-    """What a Basilica runtime asks for. Deployments take no offering id and no price cap, so pick
-    the GPU with the policy first and pin it here (`for_offering`)."""
-
-    name: str  # instance_name: DNS-safe, also the ledger key
-    image: str
-    port: int = 8000
-    env: dict[str, str] = field(default_factory=dict)
-    cpu: str = "2"
-    memory: str = "8Gi"
-    gpu_count: int = 1
-    gpu_models: list[str] = field(default_factory=list)
-    min_gpu_memory_gb: int | None = None
-    spot: bool | None = None
-    ttl_seconds: int | None = 3600  # a forgotten deployment dies on its own
-    public: bool = False  # design 5: never callable by strangers; callers use the share token/URL
-    command: list[str] | None = None
-    args: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if not _DNS_NAME.match(self.name):
-            raise ConfigError(f"deployment name {self.name!r} must be lowercase letters, digits and dashes (max 63)")
-
-    @classmethod
-    def for_offering(cls, offering: Offering, *, name: str, image: str, **kw: Any) -> DeploymentSpec:
-        return cls(name=name, image=image, gpu_count=offering.gpu_count, gpu_models=[offering.gpu_type],
-                   spot=offering.is_spot, **kw)
-
-    def sdk_kwargs(self) -> dict:
-        return dict(
-            instance_name=self.name, image=self.image, port=self.port, env=dict(self.env) or None, cpu=self.cpu,
-            memory=self.memory, gpu_count=self.gpu_count or None, gpu_models=list(self.gpu_models) or None,
-            min_gpu_memory_gb=self.min_gpu_memory_gb, spot=self.spot, ttl_seconds=self.ttl_seconds,
-            public=self.public, command=self.command, args=self.args,
-        )
-
-    def summary(self) -> dict:
-        # Ledger detail: env VALUES are left out on purpose (they may be secrets).
-        return {"image": self.image, "port": self.port, "gpu_count": self.gpu_count, "gpu_models": self.gpu_models,
-                "spot": self.spot, "public": self.public, "env_keys": sorted(self.env)}
-
-
-@dataclass
-class DeploymentInfo:
-    name: str
-    state: str
-    url: str
-    ready: int = 0
-    desired: int = 0
-    public: bool = True
-    phase: str | None = None
-    message: str | None = None
-    image: str = ""
-    share_url: str | None = field(default=None, repr=False)  # carries the token: keep out of logs
-    share_token: str | None = field(default=None, repr=False)
-
-    @property
-    def is_ready(self) -> bool:
-        return self.state in ("Active", "Running") and self.ready >= self.desired > 0
-
-    @property
-    def failed(self) -> bool:
-        return self.state == "Failed"
-
-
-def deployment_info(res: Any) -> DeploymentInfo:
-    """From the SDK's DeploymentResponse or DeploymentSummary (the summary lacks some fields)."""
-    return DeploymentInfo(
-        name=res.instance_name, state=res.state, url=res.url, ready=res.replicas.ready,
-        desired=res.replicas.desired, public=bool(res.public), phase=getattr(res, "phase", None),
-        message=getattr(res, "message", None), image=getattr(res, "image", ""),
-        share_url=getattr(res, "share_url", None), share_token=getattr(res, "share_token", None),
-    )
-
-
-def classify(exc: BaseException, op: str) -> BasilicaError:
-    """Map an SDK exception to one clear line; never includes the token."""
-    text = _first_line(exc.args[0] if exc.args else exc)
-    if isinstance(exc, BasilicaError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return Unavailable(f"Basilica did not answer in time while trying to {op} ({text})", retryable=True)
-    if isinstance(exc, PermissionError):
-        if text.startswith("Authentication error"):
-            return AuthError(f"Basilica rejected the API token while trying to {op} (401): check BASILICA_API_TOKEN")
-        return AuthError(f"Basilica refused to {op} (403: {text}): check the scopes of BASILICA_API_TOKEN")
-    if isinstance(exc, KeyError):
-        return NotFound(f"Basilica could not {op}: {text.removeprefix('Not found: ')} (404)")
-    if isinstance(exc, ValueError):
-        return BasilicaError(f"Basilica rejected the request to {op} (400): {text}")
-    if isinstance(exc, ConnectionError):
-        if "decoding response body" in text:
-            return BasilicaError(f"Basilica's answer to {op} is not what this SDK expects: {text}")
-        return Unavailable(f"cannot reach Basilica to {op}: {_short_net(text)}", retryable=True)
-    if isinstance(exc, RuntimeError):
-        return _classify_runtime(text, op)
-    return BasilicaError(f"unexpected error while trying to {op}: {type(exc).__name__}: {text}")
-
-
-def _classify_runtime(text: str, op: str) -> BasilicaError:
-    if text.startswith("Conflict"):
-        return BasilicaError(f"Basilica refused to {op} (409): {text.removeprefix('Conflict: ')}")
-    if text == "Rate limit exceeded":
-        return Unavailable(f"Basilica rate-limited {op} (429); try again shortly", retryable=True)
-    status = re.match(r"Request failed with status (\d{3})", text)
-    if status and status.group(1).startswith("5"):
-        return Unavailable(f"Basilica failed to {op} ({status.group(1)}): {text}", retryable=True)
-    if status:
-        return BasilicaError(f"Basilica refused to {op} ({status.group(1)}): {text}")
-    # A JSON error body hides the status: could be a 5xx, so retry (bounded), then report as is.
-    return BasilicaError(f"Basilica failed to {op}: {text}", retryable=True)
 
 
 class BasilicaGPUClient:
@@ -480,15 +323,3 @@ def _rental_from_item(item: Any) -> RemoteRental:
 def new_name(kind: str) -> str:
     """Client-chosen, unique, Basilica-safe (lowercase, digits, dashes; < 64 chars)."""
     return f"subnet-{kind}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-
-
-def _first_line(value: object) -> str:
-    lines = str(value).strip().splitlines()
-    return lines[0][:300] if lines else ""
-
-
-def _short_net(text: str) -> str:
-    # reqwest's text is long; the URL and the final cause are what an operator needs.
-    cause = text.rsplit(": ", 1)[-1]
-    url = re.search(r"url \(([^)]+)\)", text)
-    return f"{cause} ({url.group(1).split('?')[0]})" if url else cause

@@ -21,7 +21,9 @@ import secrets
 import time
 from typing import Any, AsyncIterator
 
-from subnet.compute.basilica import BasilicaError, BasilicaGPUClient, DeploymentSpec
+from subnet.compute.basilica import BasilicaGPUClient
+from subnet.compute.deployments import DeploymentSpec
+from subnet.compute.errors import BasilicaError
 from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession, one_line

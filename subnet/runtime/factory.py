@@ -95,7 +95,8 @@ def make_runtime(mode: str, settings: Settings, allow_local: bool = False):
 
 def basilica_runtime(settings: Settings):
     """A Basilica runtime with the spend ledger in the state DB; forgotten deployments reclaimed."""
-    from subnet.compute.basilica import BasilicaError, BasilicaGPUClient
+    from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.compute.errors import BasilicaError
     from subnet.compute.ledger import Ledger
     from subnet.compute.settings import ConfigError, load_settings
     from subnet.runtime.basilica import BasilicaRuntime
