@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --no-host-ca) HOST_CA=0 ;;
     --tag) [ $# -ge 2 ] || die "--tag needs a value"; TAG="$2"; shift ;;
     --mirror) [ $# -ge 2 ] || die "--mirror needs a value"; MIRROR="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
   shift

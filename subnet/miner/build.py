@@ -8,6 +8,7 @@ user and the CMD. The result is identified by its local content digest (the imag
 
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from subnet.runtime.images import InvalidTag, local_reference, parse_tag
 __all__ = ["BuiltImage", "BuildFailed", "DockerUnavailable", "InvalidEnv", "InvalidTag", "build_env_image"]
 
 Log = Callable[[str], None]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_COMMAND = re.compile(r"^The command '.*' ", re.S)
 
 
 class BuildFailed(RuntimeError):
@@ -115,20 +118,25 @@ def _build(client: Any, stage: str, emit: Log, **kwargs: Any) -> str:
 
 def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
     image_id = None
-    last_step = ""
+    last_step = last_output = ""
     for event in events:
         if not isinstance(event, dict):
             continue
         if "error" in event:
             where = f" at {last_step}" if last_step else ""
-            raise BuildFailed(f"{stage} failed{where}: {_one_line(event['error'])}")
+            said = f"{_one_line(last_output, 200)} | " if last_output else ""  # usually the real reason
+            error = _COMMAND.sub("the command ", str(event["error"]))  # the step already names it
+            raise BuildFailed(f"{stage} failed{where}: {said}{_one_line(error)}")
         text = event.get("stream")
         if text:
-            for line in text.splitlines():
-                if line.strip():
-                    emit(line.rstrip())
+            for line in _ANSI.sub("", text).splitlines():
+                if not line.strip():
+                    continue
+                emit(line.rstrip())
                 if line.startswith("Step "):
-                    last_step = line.split(":", 1)[0]  # "Step 4/6"
+                    last_step, last_output = line.split(":", 1)[0].strip(), ""  # "Step 4/6"
+                elif not line.lstrip().startswith(("--->", "Removing intermediate", "Running in")):
+                    last_output = line.strip()
         aux = event.get("aux")
         if isinstance(aux, dict) and aux.get("ID"):
             image_id = aux["ID"]

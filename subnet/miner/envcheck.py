@@ -7,9 +7,15 @@ hostile env cannot run anything on the machine that checks it.
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
 from subnet.protocol import EVALUATE_METHOD
+
+
+# CPython 3.11 can fail `ast.parse` run in several threads at once ("SystemError: AST constructor
+# recursion depth mismatch", gh-106905); dry runs validate many env folders concurrently.
+_PARSE_LOCK = threading.Lock()
 
 
 class InvalidEnv(ValueError):
@@ -28,7 +34,9 @@ def validate_env_dir(env_dir: Path) -> Path:
     if not (env_dir / "Dockerfile").is_file():
         raise InvalidEnv(f"{env_dir}: no Dockerfile (start from envs/matrix-chain-numpy/Dockerfile)")
     try:
-        tree = ast.parse(env_py.read_bytes(), filename=str(env_py))
+        source = env_py.read_bytes()
+        with _PARSE_LOCK:
+            tree = ast.parse(source, filename=str(env_py))
     except SyntaxError as exc:
         raise InvalidEnv(f"{env_py}:{exc.lineno}: syntax error: {exc.msg}") from None
     except ValueError as exc:  # e.g. null bytes in the source

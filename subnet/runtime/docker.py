@@ -9,6 +9,7 @@ every runtime). On exit, however it exits, the container and the network are rem
 Every container and network carries labels (`subnet.role=miner-actor`, `subnet.run`,
 `subnet.pid`, `subnet.host`, `subnet.slot`), so `reap_stale()` removes what a crashed run left.
 Blocking Docker and affinetes calls run on a dedicated thread pool; the event loop stays free.
+A validator running in a container with the host's docker.sock joins each Actor's network.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +31,14 @@ from subnet.config import Settings
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession, one_line
 from subnet.runtime.docker_launch import LaunchSpec, launch
-from subnet.runtime.docker_net import GuardUnavailable, create_network, ensure_host_guard, new_slot
+from subnet.runtime.docker_net import (
+    GuardUnavailable,
+    create_network,
+    ensure_host_guard,
+    new_slot,
+    own_container,
+    remove_network,
+)
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
 
@@ -109,6 +118,8 @@ class DockerRuntime:
         self.allow_local = allow_local
         self._client = client
         self._reaped = False
+        self._self_container: Any = None  # set when the validator runs in a container (DooD)
+        self._looked_for_self = False
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -126,6 +137,7 @@ class DockerRuntime:
     async def open(self, submission: Submission) -> AsyncIterator[DockerSession]:
         client = await _blocking(self._connect)
         if not self._reaped:
+            self._reaped = True
             await _blocking(self.reap_stale)
         image_id = await _blocking(self._resolve, client, submission.source)
         await _blocking(self._guard)
@@ -140,12 +152,19 @@ class DockerRuntime:
             start_timeout=self.settings.start_timeout,
         )
         env = None
+        abort = threading.Event()
+        starting = asyncio.get_running_loop().run_in_executor(_POOL, self._start, client, spec, slot, abort)
         try:
-            await _blocking(self._create_network, client, spec, slot)
-            env = await _blocking(launch, spec, self.limits)
+            env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
             yield DockerSession(inner, env._backend._container, self.limits.memory)
         finally:
+            if env is None:
+                # Cancelled mid-start: stop the health wait and let the start thread finish, so
+                # nothing it creates can appear after the cleanup below.
+                abort.set()
+                with contextlib.suppress(BaseException):
+                    env = await asyncio.shield(starting)
             if env is not None:
                 await _release(env)
             # Shielded: even a cancelled round finishes removing what it created.
@@ -170,7 +189,7 @@ class DockerRuntime:
         for network in client.networks.list(filters=role):
             if self._stale(network.attrs.get("Labels") or {}):
                 with contextlib.suppress(Exception):
-                    network.remove()
+                    remove_network(network)
                     networks += 1
         if containers or networks:
             log.info("reaped %d stale Actor container(s) and %d network(s)", containers, networks)
@@ -194,6 +213,14 @@ class DockerRuntime:
             except Exception as exc:  # noqa: BLE001
                 raise InfraFault(f"Docker daemon unreachable: {one_line(exc)}") from None
             self._client = client
+        if not self._looked_for_self:
+            self._looked_for_self = True
+            try:
+                self._self_container = own_container(self._client, self.limits.attach_to)
+            except Exception as exc:  # noqa: BLE001 - an explicit attach_to that does not exist
+                raise InfraFault(f"SUBNET_DOCKER_ATTACH_TO={self.limits.attach_to!r}: {one_line(exc)}") from None
+            if self._self_container is not None:
+                log.info("validator runs in container %s: it joins each Actor's network", self._self_container.name)
         return self._client
 
     def _resolve(self, client: Any, source: str) -> str:
@@ -223,11 +250,16 @@ class DockerRuntime:
         except GuardUnavailable as exc:
             raise InfraFault(f"host guard required but unavailable: {exc}") from None
 
-    def _create_network(self, client: Any, spec: LaunchSpec, slot: str) -> None:
+    def _start(self, client: Any, spec: LaunchSpec, slot: str, abort: threading.Event) -> Any:
+        """Network, then container; one blocking job so a cancelled start can be waited for."""
         try:
-            create_network(client, spec.network, slot, spec.labels)
+            joining = self._self_container is not None
+            network = create_network(client, spec.network, slot, spec.labels, icc=joining)
+            if joining:
+                network.connect(self._self_container)  # DooD: the validator joins to reach the Actor
         except Exception as exc:  # noqa: BLE001 - e.g. the address pools are exhausted
             raise InfraFault(f"creating the Actor's network failed: {one_line(exc)}") from None
+        return launch(spec, self.limits, abort)
 
     def _remove_slot(self, client: Any, slot: str) -> None:
         selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
@@ -235,7 +267,7 @@ class DockerRuntime:
             for container in client.containers.list(all=True, filters=selector):
                 container.remove(force=True)
             for network in client.networks.list(filters=selector):
-                network.remove()
+                remove_network(network)
         except Exception as exc:  # noqa: BLE001 - never mask the round's own outcome
             log.error("could not remove Actor slot %s (reap_stale will): %s", slot, one_line(exc))
 

@@ -8,8 +8,9 @@ in the process see the original code):
 
 - Runtime detection: it decides "am I inside Docker?" from PID 1's name (in this sandbox PID 1
   is `process_api`, so it says yes) and, in what it calls DooD, moves the container onto the
-  caller's own network and addresses it by name. We choose the network, so we always use the
-  host path: the container's IP on its own internal network.
+  caller's own network and addresses it by name. We choose the network (and, when the validator
+  runs in a container, join it: see `docker_net.own_container`), so we always use the host path:
+  the container's IP on its own internal network.
 - Health wait: fixed 120 s, blind to a container that already exited. Ours honours the
   validator's start deadline, stops as soon as the container is no longer running and says why.
 """
@@ -39,6 +40,7 @@ _FUNCTION_BASED = "function_based"
 class _StartWatch:
     deadline: float
     timeout: float
+    abort: threading.Event | None = None
     failure: str | None = None
 
 
@@ -81,19 +83,19 @@ def hardening(spec: LaunchSpec, limits: DockerSettings) -> dict[str, Any]:
     return kwargs
 
 
-def launch(spec: LaunchSpec, limits: DockerSettings) -> Any:
+def launch(spec: LaunchSpec, limits: DockerSettings, abort: threading.Event | None = None) -> Any:
     """Start the Actor and wait until it is healthy; returns the affinetes EnvironmentWrapper.
 
     Raises MinerFault(START_FAILED) when the image's server does not come up, InfraFault when
     Docker itself fails. On failure no container is left running (the caller still removes by
-    label, in case the daemon died half-way).
+    label, in case the daemon died half-way). Setting `abort` ends the health wait early.
     """
     import affinetes
 
     _install_patches()
     loop = asyncio.new_event_loop()  # affinetes runs its health wait on this thread's loop
     asyncio.set_event_loop(loop)
-    watch = _StartWatch(deadline=time.monotonic() + spec.start_timeout, timeout=spec.start_timeout)
+    watch = _StartWatch(deadline=time.monotonic() + spec.start_timeout, timeout=spec.start_timeout, abort=abort)
     _scope.watch = watch
     try:
         env = affinetes.load_env(
@@ -211,6 +213,10 @@ async def _wait_healthy(backend: Any, watch: _StartWatch) -> bool:
             container.reload()  # blocking, but this is the launch thread's own loop
             if container.status != "running":
                 watch.failure = _describe_exit(container)
+                return False
+            if watch.abort is not None and watch.abort.is_set():
+                watch.failure = "start cancelled by the validator"
+                _kill(container)
                 return False
             if time.monotonic() >= watch.deadline:
                 watch.failure = f"no healthy server on port {ACTOR_PORT} within {watch.timeout:g}s"

@@ -11,6 +11,10 @@ not FORWARD, so services listening on 0.0.0.0 on the validator host are reachabl
 is one iptables rule that rejects new connections arriving from any of our bridges
 (`snact*` interfaces); replies to the validator's own connections are ESTABLISHED and pass.
 The rule matches only our interface prefix, so it is installed once and left in place.
+
+A validator that itself runs in a container on the same daemon (the project's Dockerfile mounts
+/var/run/docker.sock) has no route to those bridges: it joins each Actor's network instead
+(`own_container`), and leaves it before the network is removed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import threading
 from typing import Any, Mapping
@@ -43,8 +48,11 @@ def new_slot() -> str:
     return secrets.token_hex(5)
 
 
-def create_network(client: Any, name: str, slot: str, labels: Mapping[str, str]) -> Any:
-    """An internal bridge network whose interface is `snact<slot>` (the host guard matches it)."""
+def create_network(client: Any, name: str, slot: str, labels: Mapping[str, str], icc: bool = False) -> Any:
+    """An internal bridge network whose interface is `snact<slot>` (the host guard matches it).
+
+    Inter-container traffic is off unless the validator's own container must join (`icc`).
+    """
     return client.networks.create(
         name,
         driver="bridge",
@@ -53,10 +61,40 @@ def create_network(client: Any, name: str, slot: str, labels: Mapping[str, str])
         labels=dict(labels),
         options={
             "com.docker.network.bridge.name": BRIDGE_PREFIX + slot,
-            # One container per network; ICC off anyway in case someone attaches a second one.
-            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.enable_icc": "true" if icc else "false",
         },
     )
+
+
+def own_container(client: Any, explicit: str = "") -> Any | None:
+    """The container this process runs in, if it runs under the daemon `client` talks to.
+
+    `explicit` (a name or id) is trusted as given. Otherwise Docker's default hostname, the first
+    12 hex of the container id, must match both the id and the container's configured hostname;
+    anything else is treated as the host (PID 1's name or mount tables are not evidence: in this
+    kind of sandbox they point at unrelated containers).
+    """
+    import docker.errors
+
+    key = explicit or socket.gethostname()
+    try:
+        container = client.containers.get(key)
+    except docker.errors.NotFound:
+        if explicit:
+            raise
+        return None
+    if explicit:
+        return container
+    hostname = (container.attrs.get("Config") or {}).get("Hostname")
+    return container if container.id.startswith(key) and hostname == key else None
+
+
+def remove_network(network: Any) -> None:
+    """Disconnect whatever is still attached (e.g. the validator's own container), then remove."""
+    network.reload()
+    for container_id in (network.attrs.get("Containers") or {}):
+        network.disconnect(container_id, force=True)
+    network.remove()
 
 
 def ensure_host_guard(mode: str) -> str:

@@ -27,6 +27,13 @@ class DockerSettings(BaseSettings):
         description="uid[:gid] the Actor runs as (numeric, so it exists in any image); empty = the image's USER",
     )
     pull: bool = Field(True, description="Pull a registry image that is not in the local store")
+    attach_to: str = Field(
+        "",
+        description=(
+            "Name or id of the container the validator itself runs in, when it drives the host's "
+            "daemon through a mounted docker.sock (auto-detected from the default hostname)"
+        ),
+    )
     host_guard: Literal["auto", "require", "off"] = Field(
         "auto",
         description=(

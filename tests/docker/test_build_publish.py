@@ -96,7 +96,8 @@ def test_build_failures_are_one_line(docker_client, base_image, tmp_path):
                            "FROM python:3.11-slim\nWORKDIR /srv\nCOPY . .\n")
     with pytest.raises(BuildFailed) as caught:
         build_env_image(misplaced, "subnet-test/misplaced:latest", client=docker_client)
-    assert "Actor wrapper failed" in str(caught.value) and "\n" not in str(caught.value)
+    assert "Actor wrapper failed" in str(caught.value) and "/app/env.py is missing" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.docker

@@ -188,3 +188,23 @@ def test_reap_stale_removes_dead_runs_only(docker_client, make_runtime, base_ima
                 thing.remove(force=True) if hasattr(thing, "stop") else thing.remove()
             except Exception:  # noqa: BLE001 - already reaped
                 pass
+
+
+def test_a_round_cancelled_mid_start_leaves_nothing(make_runtime, wrong_port_ref):
+    runtime = make_runtime(start_timeout=20)
+
+    async def scenario():
+        async def open_and_wait():
+            async with runtime.open(sub(wrong_port_ref)):
+                pytest.fail("never healthy")
+
+        task = asyncio.create_task(open_and_wait())
+        await asyncio.sleep(1.5)  # the container exists by now, its server is not healthy
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    started = time.monotonic()
+    run(scenario())
+    assert time.monotonic() - started < 10  # the start is aborted, not waited out (20 s)
+    # make_runtime asserts, by label, that no container or network is left

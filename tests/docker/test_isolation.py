@@ -7,13 +7,15 @@ another Docker network, and a listener the test opens on the host's bridge addre
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
+import sys
 import threading
 import uuid
 
 import pytest
 
-from docker_support import leftovers, run, sub
+from docker_support import REPO, leftovers, run, sub
 
 pytestmark = pytest.mark.docker
 
@@ -182,3 +184,28 @@ def test_fork_bomb_hits_the_pids_limit_and_the_actor_recovers(make_runtime, host
     assert bomb["error"] == "errno 11"  # EAGAIN: the pids cgroup refused the fork
     assert 0 < bomb["forked"] < 64
     assert after == "pong"
+
+
+def test_a_validator_in_a_container_reaches_its_actors(docker_client, base_image, hostile_image, test_labels):
+    """The project's validator image drives the host daemon through /var/run/docker.sock: it must
+    join each Actor's internal network to reach it, and leave before the network is removed."""
+    prefix, base = sys.prefix, sys.base_prefix  # this interpreter and venv, mounted read-only
+    mounts = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+              str(REPO): {"bind": str(REPO), "mode": "ro"}, base: {"bind": base, "mode": "ro"}}
+    if not prefix.startswith(str(REPO)):
+        mounts[prefix] = {"bind": prefix, "mode": "ro"}
+    validator = docker_client.containers.run(
+        base_image.id, [sys.executable, str(REPO / "tests" / "docker" / "dood_validator.py"), hostile_image.reference],
+        detach=True, volumes=mounts, environment={"PYTHONPATH": str(REPO)}, labels=test_labels,
+    )
+    try:
+        code = validator.wait(timeout=120)["StatusCode"]
+        output = validator.logs(stdout=True, stderr=False).decode().strip().splitlines()
+        assert code == 0, validator.logs().decode()[-2000:]
+        result = json.loads(output[-1])
+        assert result["answer"] == "pong" and result["joined_as"] == validator.id
+        assert leftovers(docker_client, result["run"]) == ([], [])
+        validator.reload()
+        assert list(validator.attrs["NetworkSettings"]["Networks"]) == ["bridge"]  # it left the Actor's network
+    finally:
+        validator.remove(force=True)
