@@ -1,38 +1,75 @@
-"""Static checks of a miner's env folder, without importing or running any of its code."""
+"""Static checks of a miner's env folder, and its content digest.
+
+Miner code is never imported or executed here: `env.py` is parsed with `ast`, so a broken or
+hostile env cannot run anything on the machine that checks it.
+"""
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from pathlib import Path
 
 from subnet.protocol import EVALUATE_METHOD
 
+
+# CPython 3.11 can fail `ast.parse` run in several threads at once ("SystemError: AST constructor
+# recursion depth mismatch", gh-106905); dry runs validate many env folders concurrently.
+_PARSE_LOCK = threading.Lock()
+
+
 _SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules"}
 
 
-class EnvDirError(ValueError):
-    """The folder is not an affinetes Actor env; the message says what is missing."""
+class InvalidEnv(ValueError):
+    """The env folder cannot become an Actor image; the message says why in one line."""
 
 
-def validate_env_dir(env_dir: Path, need_dockerfile: bool = True) -> None:
+def validate_env_dir(env_dir: Path, need_dockerfile: bool = True) -> Path:
+    """Return the resolved env folder, or raise `InvalidEnv` naming the first problem.
+    The process runtime runs env.py directly and passes `need_dockerfile=False`."""
+    env_dir = Path(env_dir)
     if not env_dir.is_dir():
-        raise EnvDirError(f"{env_dir} is not a folder")
-    env_file = env_dir / "env.py"
-    if not env_file.is_file():
-        raise EnvDirError(f"{env_dir.name}: no env.py")
-    try:
-        tree = ast.parse(env_file.read_bytes(), filename=str(env_file))
-    except (SyntaxError, ValueError) as exc:
-        raise EnvDirError(f"{env_dir.name}: env.py does not parse: {exc}") from None
-    actor = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Actor"), None)
-    if actor is None:
-        raise EnvDirError(f"{env_dir.name}: env.py defines no class Actor")
-    methods = {n.name for n in actor.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if EVALUATE_METHOD not in methods:
-        raise EnvDirError(f"{env_dir.name}: Actor has no {EVALUATE_METHOD}() method")
+        raise InvalidEnv(f"{env_dir}: not a folder")
+    env_dir = env_dir.resolve()
+    env_py = env_dir / "env.py"
+    if not env_py.is_file():
+        raise InvalidEnv(f"{env_dir}: no env.py (the Actor lives in env.py)")
     if need_dockerfile and not (env_dir / "Dockerfile").is_file():
-        raise EnvDirError(f"{env_dir.name}: no Dockerfile")
+        raise InvalidEnv(f"{env_dir}: no Dockerfile (start from envs/matrix-chain-numpy/Dockerfile)")
+    try:
+        source = env_py.read_bytes()
+        with _PARSE_LOCK:
+            tree = ast.parse(source, filename=str(env_py))
+    except SyntaxError as exc:
+        raise InvalidEnv(f"{env_py}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except ValueError as exc:  # e.g. null bytes in the source
+        raise InvalidEnv(f"{env_py}: not Python source: {exc}") from None
+    actor = _module_class(tree, "Actor")
+    if actor is None:
+        raise InvalidEnv(f"{env_py}: no top-level `class Actor`")
+    if not _has_method(actor, EVALUATE_METHOD):
+        raise InvalidEnv(f"{env_py}:{actor.lineno}: class Actor has no `{EVALUATE_METHOD}` method")
+    return env_dir
+
+
+def _module_class(tree: ast.Module, name: str) -> ast.ClassDef | None:
+    found = None
+    for node in tree.body:  # the last definition wins, as it would at import time
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            found = node
+    return found
+
+
+def _has_method(cls: ast.ClassDef, name: str) -> bool:
+    for node in cls.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return True
+        # `evaluate = some_function` in the class body also defines the method
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return True
+    return False
 
 
 def content_digest(env_dir: Path) -> str:

@@ -15,7 +15,7 @@ import typer
 
 from subnet.cli.miner_group import miner_app
 from subnet.miner.build import BuildFailed, DockerUnavailable, build_env_image
-from subnet.miner.envcheck import InvalidEnv
+from subnet.envdir import InvalidEnv
 from subnet.miner.push import PushFailed, push_image
 from subnet.runtime.images import InvalidTag
 

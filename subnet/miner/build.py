@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from subnet.miner.envcheck import InvalidEnv, validate_env_dir
+from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import SERVE_PY, SERVER_REQUIREMENTS, wrapper_dockerfile
 from subnet.runtime.images import InvalidTag, local_reference, parse_tag
 

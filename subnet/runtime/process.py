@@ -22,7 +22,7 @@ from typing import AsyncIterator, Sequence
 
 import httpx
 
-from subnet.envdir import EnvDirError, validate_env_dir
+from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.protocol import FaultKind, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession, one_line
 
@@ -62,7 +62,7 @@ class ProcessRuntime:
         env_dir = Path(submission.source)
         try:
             validate_env_dir(env_dir, need_dockerfile=False)
-        except EnvDirError as exc:
+        except InvalidEnv as exc:
             raise MinerFault(FaultKind.INVALID_ENV, str(exc)) from None
         port = free_port()
         with tempfile.TemporaryFile() as log:

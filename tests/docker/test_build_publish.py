@@ -18,7 +18,7 @@ from subnet.chain.devchain import DevChain
 from subnet.cli import _register, app
 from subnet.commitment import parse_image_ref
 from subnet.miner.build import BuildFailed, build_env_image
-from subnet.miner.envcheck import InvalidEnv, validate_env_dir
+from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import ACTOR_UID
 from docker_support import IMAGES, run, sub
 
