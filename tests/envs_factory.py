@@ -26,7 +26,7 @@ def row_sums(seed, n, depth, layers=None):
 
 BEHAVIOURS = {
     "honest": "return {'row_sums': row_sums(seed, n, depth).tolist()}",
-    "slow": "time.sleep(0.25)\n        return {'row_sums': row_sums(seed, n, depth).tolist()}",
+    "slow": "time.sleep(0.6)\n        return {'row_sums': row_sums(seed, n, depth).tolist()}",
     "async_honest": None,  # see ASYNC_ACTOR
     "raises": "raise RuntimeError('boom: the env crashed on purpose')",
     "non_dict": "return [1, 2, 3]",

@@ -107,11 +107,20 @@ def test_malformed_answers_are_bad_output(challenge, answer, needle):
     assert needle in verdict.reason
 
 
-def test_a_single_wrong_row_is_caught_most_of_the_time(challenge):
-    """Sampling 16 of 128 rows catches one corrupted row 1/8 of the time; many corrupted rows always."""
+def test_mostly_wrong_answers_are_always_caught(challenge):
+    """16 sampled rows all miss 96 wrong rows of 128 with probability 0.25**16 ≈ 2e-10."""
     task = challenge.make_tasks(b"sample", 1)[0]
     honest = float32_answer(task.seed, 128, 4).astype(np.float64)
-    corrupted = honest.copy()
-    corrupted[::4] += 1.0  # a quarter of the rows wrong
-    caught = sum(not challenge.verify(task, {"row_sums": corrupted.tolist()}).ok for _ in range(20))
-    assert caught == 20
+    corrupted = honest + np.where(np.arange(128) % 4 == 0, 0.0, 1.0)
+    assert not any(challenge.verify(task, {"row_sums": corrupted.tolist()}).ok for _ in range(20))
+
+
+def test_rows_are_sampled_fresh_for_every_answer(challenge):
+    """One wrong row of 128 is caught at the sampling rate, 16/128: 50 of 400 expected.
+    The bounds sit over 4 standard deviations out (σ ≈ 6.6), so this fails only if sampling is
+    not fresh and uniform (e.g. always the same rows: 0 or 400)."""
+    task = challenge.make_tasks(b"sample", 1)[0]
+    corrupted = float32_answer(task.seed, 128, 4).astype(np.float64)
+    corrupted[77] += 1.0
+    caught = sum(not challenge.verify(task, {"row_sums": corrupted.tolist()}).ok for _ in range(400))
+    assert 20 <= caught <= 80

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import SERVE_PY, SERVER_REQUIREMENTS, wrapper_dockerfile
 from subnet.runtime.images import InvalidTag, local_reference, parse_tag
+from subnet.text import one_line
 
 __all__ = ["BuiltImage", "BuildFailed", "DockerUnavailable", "InvalidEnv", "InvalidTag", "build_env_image"]
 
@@ -54,7 +55,7 @@ def docker_client(client: Any = None) -> Any:
         new = docker.from_env()
         new.ping()
     except Exception as exc:  # noqa: BLE001
-        raise DockerUnavailable(f"no Docker daemon answers: {_one_line(exc)}") from None
+        raise DockerUnavailable(f"no Docker daemon answers: {one_line(exc, 300)}") from None
     return new
 
 
@@ -98,7 +99,7 @@ def _image_config(client: Any, image_id: str) -> dict:
     try:
         return client.images.get(image_id).attrs.get("Config") or {}
     except Exception as exc:  # noqa: BLE001
-        raise BuildFailed(f"inspecting the env image {image_id[:19]}: {_one_line(exc)}") from None
+        raise BuildFailed(f"inspecting the env image {image_id[:19]}: {one_line(exc, 300)}") from None
 
 
 def _build(client: Any, stage: str, emit: Log, **kwargs: Any) -> str:
@@ -111,9 +112,9 @@ def _build(client: Any, stage: str, emit: Log, **kwargs: Any) -> str:
     except BuildFailed:
         raise
     except docker.errors.APIError as exc:
-        raise BuildFailed(f"{stage}: {_one_line(exc.explanation or exc)}") from None
+        raise BuildFailed(f"{stage}: {one_line(exc.explanation or exc, 300)}") from None
     except Exception as exc:  # noqa: BLE001 - connection drops, bad context, ...
-        raise BuildFailed(f"{stage}: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise BuildFailed(f"{stage}: {type(exc).__name__}: {one_line(exc, 300)}") from None
 
 
 def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
@@ -124,9 +125,9 @@ def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
             continue
         if "error" in event:
             where = f" at {last_step}" if last_step else ""
-            said = f"{_one_line(last_output, 200)} | " if last_output else ""  # usually the real reason
+            said = f"{one_line(last_output, 200, 300)} | " if last_output else ""  # usually the real reason
             error = _COMMAND.sub("the command ", str(event["error"]))  # the step already names it
-            raise BuildFailed(f"{stage} failed{where}: {said}{_one_line(error)}")
+            raise BuildFailed(f"{stage} failed{where}: {said}{one_line(error, 300)}")
         text = event.get("stream")
         if text:
             for line in _ANSI.sub("", text).splitlines():
@@ -143,8 +144,3 @@ def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
     if not image_id or not image_id.startswith("sha256:"):
         raise BuildFailed(f"{stage}: the daemon reported no image id")
     return image_id
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from subnet.commitment import InvalidCommitment, parse_image_ref
 from subnet.miner.build import docker_client
 from subnet.runtime.images import LOCAL_REGISTRY, InvalidTag, parse_tag
+from subnet.text import one_line
 
 Log = Callable[[str], None]
 
@@ -30,7 +31,7 @@ def resolve_local_image(client: Any, image: str) -> Any:
     except docker.errors.ImageNotFound:
         raise PushFailed(f"no local image {image!r} (build it first: subnet miner build)") from None
     except docker.errors.APIError as exc:
-        raise PushFailed(f"looking up {image!r}: {_one_line(exc.explanation or exc)}") from None
+        raise PushFailed(f"looking up {image!r}: {one_line(exc.explanation or exc, 300)}") from None
 
 
 def push_image(image: str, repo: str, client: Any = None, *, tag: str | None = None, log: Log | None = None) -> str:
@@ -68,7 +69,7 @@ def _push(client: Any, repository: str, tag: str, emit: Log) -> str:
             if not isinstance(event, dict):
                 continue
             if event.get("error"):
-                raise PushFailed(f"push {repository}:{tag} failed: {_one_line(event['error'])}")
+                raise PushFailed(f"push {repository}:{tag} failed: {one_line(event['error'], 300)}")
             if event.get("status") and not event.get("progressDetail"):
                 emit(f"{event.get('id', '')} {event['status']}".strip())
             aux = event.get("aux")
@@ -77,7 +78,7 @@ def _push(client: Any, repository: str, tag: str, emit: Log) -> str:
     except PushFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - daemon/registry errors of every kind
-        raise PushFailed(f"push {repository}:{tag} failed: {_one_line(getattr(exc, 'explanation', None) or exc)}") from None
+        raise PushFailed(f"push {repository}:{tag} failed: {one_line(getattr(exc, 'explanation', None) or exc, 300)}") from None
     if not digest:
         raise PushFailed(f"push {repository}:{tag}: the registry returned no manifest digest")
     return digest
@@ -88,8 +89,3 @@ def _untag(client: Any, name: str) -> None:
         client.images.remove(name, noprune=True)  # removes the tag only; the image stays
     except Exception:  # noqa: BLE001
         pass
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -16,9 +16,9 @@ import httpx
 
 from subnet.protocol import FaultKind, MinerFault
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
+from subnet.text import exception_chain, one_line
 
 _FUNCTION_BASED = "function_based"
-_DETAIL_CHARS = 200
 
 
 def load_url_env(base_url: str) -> Any:
@@ -76,25 +76,11 @@ class AffinetesSession:
         await self._env.cleanup()
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        chain.append(node)
-        seen.add(id(node))
-        node = node.__cause__ or node.__context__
-    return chain
-
-
-def one_line(text: str) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= _DETAIL_CHARS else flat[: _DETAIL_CHARS - 1] + "…"
 
 
 def classify_call_error(exc: BaseException) -> MinerFault:
     """Map an exception raised through affinetes to a miner fault kind."""
-    for cause in _causes(exc):
+    for cause in exception_chain(exc):
         if isinstance(cause, ResponseTooLarge):
             return MinerFault(FaultKind.OVERSIZED, str(cause))
         if isinstance(cause, httpx.HTTPStatusError):
@@ -105,7 +91,7 @@ def classify_call_error(exc: BaseException) -> MinerFault:
             return MinerFault(FaultKind.TIMEOUT, type(cause).__name__)
         if isinstance(cause, ValueError) and "JSON" in f"{type(cause).__name__} {cause}":
             return MinerFault(FaultKind.BAD_OUTPUT, "response is not JSON")
-    root = _causes(exc)[-1]
+    root = exception_chain(exc)[-1]
     if "Remote execution failed" in str(root) and "exceeded timeout" in str(root):
         return MinerFault(FaultKind.TIMEOUT, "the Actor server's own timeout fired")
     return MinerFault(FaultKind.ERROR, f"{type(root).__name__}: {one_line(str(root))}")

@@ -26,7 +26,8 @@ from subnet.compute.deployments import DeploymentSpec
 from subnet.compute.errors import BasilicaError
 from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, FaultKind, InfraFault, MinerFault, Submission
-from subnet.runtime.affinetes_session import AffinetesSession, one_line
+from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.text import one_line
 
 log = logging.getLogger(__name__)
 

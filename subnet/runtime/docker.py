@@ -29,7 +29,8 @@ from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 from subnet.commitment import InvalidCommitment, parse_image_ref
 from subnet.config import Settings
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
-from subnet.runtime.affinetes_session import AffinetesSession, one_line
+from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.text import one_line
 from subnet.runtime.docker_launch import LaunchSpec, launch
 from subnet.runtime.docker_net import (
     GuardUnavailable,

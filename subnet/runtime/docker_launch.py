@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import httpx
 
 from subnet.protocol import ACTOR_PORT, FaultKind, InfraFault, MinerFault
-from subnet.runtime.affinetes_session import one_line
+from subnet.text import exception_chain, one_line
 from subnet.runtime.docker_settings import DockerSettings
 
 _scope = threading.local()
@@ -132,7 +132,7 @@ def launch(spec: LaunchSpec, limits: DockerSettings, abort: threading.Event | No
 def _classify(exc: BaseException, watch: _StartWatch, spec: LaunchSpec) -> Exception:
     if watch.failure:
         return MinerFault(FaultKind.START_FAILED, watch.failure)
-    text = " | ".join(one_line(e) for e in _chain(exc))
+    text = " | ".join(one_line(e) for e in exception_chain(exc))
     if "not found. Build it first" in text or "No such image" in text:
         return InfraFault(f"image {spec.image_id[:19]} is not in the local image store")
     if "Failed to connect to Docker daemon" in text:
@@ -143,14 +143,6 @@ def _classify(exc: BaseException, watch: _StartWatch, spec: LaunchSpec) -> Excep
         return MinerFault(FaultKind.START_FAILED, f"the image's command cannot run: {one_line(text)}")
     return InfraFault(f"starting the Actor container failed: {one_line(text)}")
 
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out, seen, node = [], set(), exc
-    while node is not None and id(node) not in seen:
-        out.append(node)
-        seen.add(id(node))
-        node = node.__cause__ or node.__context__
-    return out
 
 
 def _describe_exit(container: Any) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from subnet.commitment import InvalidCommitment, ImageRef, parse_image_ref
+from subnet.text import one_line
 
 LOCAL_REGISTRY = "local.invalid"
 _ZERO_DIGEST = "sha256:" + "0" * 64
@@ -81,16 +82,11 @@ def pull(client: Any, ref: ImageRef) -> Any:
     try:
         for event in client.api.pull(repository, tag=ref.digest, stream=True, decode=True):
             if isinstance(event, dict) and event.get("error"):
-                raise PullFailed(f"pull {ref.pinned}: {_one_line(event['error'])}")
+                raise PullFailed(f"pull {ref.pinned}: {one_line(event['error'])}")
         return client.images.get(ref.pinned)
     except PullFailed:
         raise
     except docker.errors.ImageNotFound:
         raise PullFailed(f"pull {ref.pinned}: the registry sent nothing") from None
     except Exception as exc:  # noqa: BLE001 - registry/daemon errors of every kind are infra
-        raise PullFailed(f"pull {ref.pinned}: {_one_line(getattr(exc, 'explanation', None) or exc)}") from None
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+        raise PullFailed(f"pull {ref.pinned}: {one_line(getattr(exc, 'explanation', None) or exc)}") from None

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from subnet.challenges.base import Challenge, Task
 from subnet.protocol import EVALUATE_METHOD, FaultKind, InfraFault, MinerFault, Submission
-from subnet.runtime.affinetes_session import one_line
+from subnet.text import one_line
 from subnet.runtime.base import ActorSession, Runtime
 
 log = logging.getLogger(__name__)
