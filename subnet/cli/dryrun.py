@@ -74,7 +74,7 @@ def print_report(report: RoundReport, console: Console) -> None:
     table = Table(title=f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner")
     for column in ("uid", "env", "verified", "accuracy", "p50 ms", "score", "weight", "faults"):
         left = column in ("env", "faults")
-        table.add_column(column, justify="left" if left else "right", overflow="fold", min_width=12 if column == "env" else None)
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "env")
     for m in sorted(report.miners, key=lambda m: -m.weight):
         faults = ", ".join(f"{k}×{v}" for k, v in m.faults.items()) or "-"
         p50 = f"{m.latency_ms_p50:.1f}" if m.latency_ms_p50 is not None else "-"

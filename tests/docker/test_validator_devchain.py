@@ -1,0 +1,56 @@
+"""The single-machine loop of the validator guide: build → `miner commit` on the devchain →
+`validator run --once` in Docker mode, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def subnet(*args: str, home, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SUBNET_HOME": str(home), "SUBNET_TASKS": "4", "SUBNET_N": "128"}
+    return subprocess.run([sys.executable, "-m", "subnet", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_commit_then_validate_on_the_devchain(reference_image, tmp_path, docker_client):
+    committed = subnet("miner", "commit", reference_image.reference, "--network", "devchain",
+                       "--wallet.name", "miner", "--json", home=tmp_path)
+    assert committed.returncode == 0, committed.stderr
+    assert json.loads(committed.stdout)["data"] == reference_image.reference
+
+    copied = subnet("miner", "commit", reference_image.reference, "--network", "devchain",
+                    "--wallet.name", "copycat", "--json", home=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+
+    ran = subnet("validator", "run", "--network", "devchain", "--wallet.name", "validator",
+                 "--mode", "docker", "--once", "--json", home=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    miners = {m["hotkey"]: m for m in report["miners"]}
+    assert miners["miner/default"]["verified"] == 4 and miners["miner/default"]["weight"] == 1.0
+    assert miners["copycat/default"]["faults"] == {"copy": 4} and miners["copycat/default"]["weight"] == 0
+    assert report["weights_set"].startswith("set for")
+    assert docker_client.containers.list(all=True, filters={"label": "subnet.role"}) == []
+
+    # A second round reuses the stored state: first-seen ownership and the smoothed score hold.
+    again = subnet("validator", "run", "--network", "devchain", "--wallet.name", "validator",
+                   "--mode", "docker", "--once", "--json", home=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["weights"] == {str(miners["miner/default"]["uid"]): 1.0}
+
+
+def test_a_local_reference_on_a_real_network_is_refused_not_run(tmp_path):
+    from subnet.chain.base import RawCommitment
+    from subnet.validator.loop import image_resolver
+    from subnet.validator.service import plan_round
+
+    ref = "local.invalid/x:dev@sha256:" + "1" * 64
+    plan = plan_round([RawCommitment("hk", 3, 10, ref.encode())], image_resolver(allow_local=False))
+    assert plan.submissions == []
+    assert plan.rejected[0].kind == "unresolvable" and "push to a registry" in plan.rejected[0].reason
