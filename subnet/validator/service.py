@@ -7,6 +7,7 @@ runtime can start.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from subnet import scoring
-from subnet.chain.base import Chain, ChainError, RawCommitment, WeightsRateLimited
+from subnet.chain.base import Chain, ChainError, Neuron, RawCommitment, WeightsRateLimited
 from subnet.chain.commitments import Copy, Rejection, scan_commitments
 from subnet.chain.first_seen import FirstSeen
 from subnet.challenges.base import Challenge, Task
@@ -90,7 +91,8 @@ class Validator:
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         started = time.perf_counter()
-        block = self.chain.current_block()
+        # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
+        block = await asyncio.to_thread(self.chain.current_block)
         round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
         tasks = self.challenge.make_tasks(seed, self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
@@ -99,9 +101,10 @@ class Validator:
         self.store.finish_round(round_id, _records(outcomes))
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
-        smoothed = self._smooth(outcomes, raw, round_id)
-        weights = self._weights(smoothed)
-        outcome_line = self._set_weights(weights)
+        neurons = await asyncio.to_thread(self.chain.neurons, self.settings.netuid)
+        smoothed = self._smooth(outcomes, raw, neurons, round_id)
+        weights = self._weights(smoothed, neurons)
+        outcome_line = await asyncio.to_thread(self._set_weights, weights)
         miners = [MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0)) for o in outcomes]
         return RoundReport(
             mode=self.runtime.name,
@@ -114,19 +117,21 @@ class Validator:
             wall_s=round(time.perf_counter() - started, 3),
         )
 
-    def _smooth(self, outcomes: Sequence[MinerOutcome], raw: dict[int, float], round_id: int) -> dict[str, float]:
+    def _smooth(
+        self, outcomes: Sequence[MinerOutcome], raw: dict[int, float], neurons: Sequence[Neuron], round_id: int
+    ) -> dict[str, float]:
         current = {o.submission.hotkey: raw[o.submission.uid] for o in outcomes if o.counted}
         evaluated = {o.submission.hotkey for o in outcomes}
         # Registered miners with nothing valid committed this round decay toward zero.
-        for neuron in self.chain.neurons(self.settings.netuid):
+        for neuron in neurons:
             if neuron.hotkey not in evaluated and neuron.hotkey != self.chain.hotkey:
                 current.setdefault(neuron.hotkey, 0.0)
         smoothed = scoring.smooth(self.store.smoothed_scores(), current, self.settings.ema_alpha)
         self.store.save_smoothed_scores(smoothed, round_id)
         return smoothed
 
-    def _weights(self, smoothed: dict[str, float]) -> dict[int, float]:
-        registered = {n.hotkey: n.uid for n in self.chain.neurons(self.settings.netuid)}
+    def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> dict[int, float]:
+        registered = {n.hotkey: n.uid for n in neurons}
         by_uid = {uid: smoothed[hk] for hk, uid in registered.items() if hk in smoothed}
         s = self.settings
         return scoring.weights(by_uid, power=s.power, burn_share=s.burn_share, burn_uid=s.burn_uid)

@@ -1,0 +1,51 @@
+"""A whole validator round over the real bittensor SDK and the stand-in chain node: commitments
+read and scanned, stand-in Actors run and verified, weights composed and submitted as u16s.
+Chain calls run in worker threads, as in the long-running validator."""
+
+from __future__ import annotations
+
+from subnet import aio
+from subnet.config import Settings
+from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.store import Store
+from subnet.validator.service import Validator, plan_round
+
+from .conftest import NETUID
+from .fake_substrate import Submitted
+
+DIGEST = "sha256:" + "c" * 64
+OTHER = "sha256:" + "d" * 64
+
+
+def test_round_reads_commitments_and_sets_u16_weights(node, wallets, make_chain, tmp_path):
+    import bittensor as bt
+
+    validator_hk = bt.public_view(wallets["validator"], "hotkey").ss58_address
+    node.register(NETUID, validator_hk, permit=True)  # uid 0
+    for uid, hotkey in ((1, "5Honest"), (2, "5Copycat"), (3, "5Junk"), (4, "5Hanging")):
+        node.register(NETUID, hotkey)
+    node.put_commitment(NETUID, "5Honest", f"ghcr.io/a/env@{DIGEST}".encode(), block=900)
+    node.put_commitment(NETUID, "5Copycat", f"ghcr.io/b/env@{DIGEST}".encode(), block=950)
+    node.put_commitment(NETUID, "5Junk", b"ghcr.io/c/env:latest", block=960)
+    node.put_commitment(NETUID, "5Hanging", f"ghcr.io/d/env@{OTHER}".encode(), block=970)
+
+    chain = make_chain(wallets["validator"])
+    settings = Settings(home=tmp_path, netuid=NETUID, tasks=4, call_timeout=0.3, version_key=9)
+    runtime = StandInRuntime(latency_s=0.001, hang_for=frozenset({f"ghcr.io/d/env@{OTHER}"}))
+    store = Store(tmp_path / "state.sqlite")
+    plan = plan_round(chain.commitments(NETUID), lambda ref: str(ref))
+    report = aio.run(Validator(chain, runtime, EchoChallenge(), settings, store).run_round(plan, b"seed"))
+
+    miners = {m.hotkey: m for m in report.miners}
+    assert miners["5Honest"].verified == 4 and miners["5Honest"].weight == 1.0
+    assert miners["5Copycat"].faults == {"copy": 4}
+    assert miners["5Hanging"].faults == {"timeout": 4}
+    assert [r["hotkey"] for r in report.rejected] == ["5Junk"]
+    assert report.weights_set == "set for 1 uids"
+    assert node.submitted == [
+        Submitted(
+            "SubtensorModule", "set_mechanism_weights",
+            {"netuid": NETUID, "mecid": 0, "dests": [1], "weights": [65535], "version_key": 9},
+            signer=validator_hk,
+        )
+    ]
