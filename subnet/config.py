@@ -6,6 +6,7 @@ and the operator guide use.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     burn_share: float = Field(0.0, ge=0, le=1)
     burn_uid: int = 0
     version_key: int = 1
+
+    def forwarded_environment(self) -> dict[str, str]:
+        """The values of the allowlisted variables, the only part of the validator's environment
+        any miner Actor sees (empty by default)."""
+        return {name: os.environ[name] for name in self.forward_env if name in os.environ}
 
     @property
     def store_path(self) -> Path:

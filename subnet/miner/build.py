@@ -125,7 +125,7 @@ def _follow(events: Iterable[dict], stage: str, emit: Log) -> str:
             continue
         if "error" in event:
             where = f" at {last_step}" if last_step else ""
-            said = f"{one_line(last_output, 200, 300)} | " if last_output else ""  # usually the real reason
+            said = f"{one_line(last_output, 200)} | " if last_output else ""  # usually the real reason
             error = _COMMAND.sub("the command ", str(event["error"]))  # the step already names it
             raise BuildFailed(f"{stage} failed{where}: {said}{one_line(error, 300)}")
         text = event.get("stream")

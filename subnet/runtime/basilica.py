@@ -58,7 +58,7 @@ class BasilicaRuntime:
         offering = await self._cheapest()
         spec = DeploymentSpec.for_offering(
             offering, name=deployment_name(submission), image=submission.source, port=ACTOR_PORT,
-            env=self._forwarded_env(), ttl_seconds=int(self.settings.start_timeout + 3600),
+            env=self.settings.forwarded_environment(), ttl_seconds=int(self.settings.start_timeout + 3600),
         )
         created = False
         try:
@@ -119,7 +119,3 @@ class BasilicaRuntime:
         except Exception as exc:  # noqa: BLE001 - the ledger keeps it live; reclaimed at next start
             log.warning("could not delete deployment %s (left in the ledger for reclaim): %s", name, one_line(str(exc)))
 
-    def _forwarded_env(self) -> dict[str, str]:
-        import os
-
-        return {k: os.environ[k] for k in self.settings.forward_env if k in os.environ}

@@ -149,7 +149,7 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env=self._forwarded_env(),
+            env=self.settings.forwarded_environment(),
             start_timeout=self.settings.start_timeout,
         )
         env = None
@@ -271,10 +271,6 @@ class DockerRuntime:
                 remove_network(network)
         except Exception as exc:  # noqa: BLE001 - never mask the round's own outcome
             log.error("could not remove Actor slot %s (reap_stale will): %s", slot, one_line(exc))
-
-    def _forwarded_env(self) -> dict[str, str]:
-        # Only names on the explicit allowlist, and only if set: never the validator's environment.
-        return {k: os.environ[k] for k in self.settings.forward_env if k in os.environ}
 
 
 async def _release(env: Any) -> None:
