@@ -76,9 +76,6 @@ class CommitmentScan:
     rejected: list[Rejection] = field(default_factory=list)
     copies: list[Copy] = field(default_factory=list)
 
-    def accepted_by_uid(self) -> dict[int, AcceptedCommitment]:
-        return {c.uid: c for c in self.accepted}
-
 
 def classify(raw: RawCommitment) -> ImageRef | Rejection:
     """The commitment's image reference, or the one reason it is not acceptable."""

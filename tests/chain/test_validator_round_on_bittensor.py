@@ -42,6 +42,10 @@ def test_round_reads_commitments_and_sets_u16_weights(node, wallets, make_chain,
     assert miners["5Hanging"].faults == {"timeout": 4}
     assert [r["hotkey"] for r in report.rejected] == ["5Junk"]
     assert report.weights_set == "set for 1 uids"
+    stored = store.results_for_digest(DIGEST)  # results are kept per image digest, copies included
+    assert [(r.uid, r.verified, r.fault) for r in stored if r.uid == 1] == [(1, True, None)] * 4
+    assert {(r.uid, r.fault) for r in stored if r.uid != 1} == {(2, "copy")}
+    assert [r.fault for r in store.results_for_digest(OTHER)] == ["timeout"] * 4
     assert node.submitted == [
         Submitted(
             "SubtensorModule", "set_mechanism_weights",
