@@ -57,5 +57,17 @@ class Settings(BaseSettings):
         return self.home / "state.sqlite"
 
     @property
+    def ledger_path(self) -> Path:
+        """The spend ledger: one per state directory (money is not per subnet), never moved."""
+        return self.home / "state.sqlite"
+
+    @property
+    def identity(self) -> str:
+        """This validator's id (see `subnet.identity`): owner tag on containers and deployments."""
+        from subnet.identity import validator_identity
+
+        return validator_identity(self.home)
+
+    @property
     def devchain_path(self) -> Path:
         return self.home / "devchain.sqlite"

@@ -78,7 +78,7 @@ def _default_store() -> Path:
     from subnet.config import Settings
 
     try:
-        return Settings().store_path
+        return Settings().ledger_path
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"SUBNET_{str(err['loc'][0]).upper()}: {err['msg']}") from None

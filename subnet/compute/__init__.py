@@ -3,7 +3,7 @@
 Typical use (a validator's Basilica runtime):
 
     settings = load_settings()
-    with Ledger(Settings().store_path) as ledger:
+    with Ledger(Settings().ledger_path) as ledger:
         client = BasilicaGPUClient(settings, ledger=ledger)
         offering = client.list_cheap_gpus()[0]            # cheapest allowed box
         spec = DeploymentSpec.for_offering(offering, name="sn-abc123", image="repo@sha256:...")

@@ -102,7 +102,7 @@ def basilica_runtime(settings: Settings):
     from subnet.runtime.basilica import BasilicaRuntime
 
     try:
-        client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.store_path))
+        client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.ledger_path))
         runtime = BasilicaRuntime(client, settings)
         reclaimed = runtime.reclaim_forgotten()
     except (ConfigError, BasilicaError) as exc:
