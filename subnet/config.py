@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     breaker_faults: int = Field(2, ge=1, description="Consecutive timeouts/crashes before a miner's remaining tasks are failed")
     forward_env: list[str] = Field(default_factory=list, description="Env var names forwarded to miner Actors (allowlist)")
 
+    # Basilica budget guard: a round that would break one is skipped whole (docs/operator.md)
+    max_deployments: int | None = Field(None, ge=1, description="Deployments alive at once (a round starts one per image)")
+    max_round_spend: float | None = Field(None, gt=0, description="Dollars per round, at the recorded price, upper bound")
+    min_balance: float | None = Field(None, ge=0, description="Skip a round that could take the Basilica balance below this")
+
     # scoring
     accuracy_floor: float = Field(0.8, ge=0, le=1)
     ema_alpha: float = Field(0.3, gt=0, le=1)

@@ -47,7 +47,9 @@ async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progres
         try:
             chain.register(settings.netuid, VALIDATOR_HOTKEY, validator_permit=True)
             sources, labels = _commit_envs(chain, env_dirs, settings.netuid)
-            plan = plan_round(chain.commitments(settings.netuid), lambda ref: sources[ref.digest], labels=labels)
+            source_for = getattr(runtime, "source_for", lambda ref, env_dir: env_dir)  # Basilica: image refs
+            plan = plan_round(chain.commitments(settings.netuid), lambda ref: source_for(ref, sources[ref.digest]),
+                              labels=labels)
             validator = Validator(chain, runtime, challenge, settings, store)
             return await validator.run_round(plan, os.urandom(32), progress)
         finally:

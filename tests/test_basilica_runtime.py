@@ -1,14 +1,11 @@
-"""The Basilica runtime, driven through the real basilica SDK against the local Basilica twin.
-
-The twin's deployments point at a real Actor server (the reference env under affinetes' own
-server), so a whole round runs: provision → call → verify → price → delete.
-"""
+"""The Basilica runtime through the real basilica SDK against the twin, whose deployments really run:
+each created deployment starts its env under the process runtime, behind a front that answers 401
+without that deployment's share token. So a whole round runs: provision → call → verify → price →
+delete, and a crash loop, a GPU nobody has, a lost token and a rate limit are real, not mocked."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -16,16 +13,19 @@ import pytest
 from subnet import aio
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.compute.basilica import BasilicaGPUClient
+from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.ledger import Ledger
 from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.protocol import Submission
 from subnet.runtime.basilica import BasilicaRuntime
-from subnet.runtime.process import free_port
+from subnet.runtime.process import ProcessRuntime
+from subnet.twins.basilica_deployments import Node
 from subnet.twins.basilica_twin import BasilicaTwin, offering
+from subnet.twins.deployment_host import ActorHost
 from subnet.validator.round import RoundEngine, RoundLimits
 
-ENVS = __import__("pathlib").Path(__file__).resolve().parent.parent / "envs"
+from envs_factory import make_broken_env, make_env
 
 TOKEN = "twin-token-for-runtime"
 OFFERINGS = [
@@ -33,32 +33,28 @@ OFFERINGS = [
     offering("v100-spot", "TESLA V100", "0.05", is_spot=True),
     offering("h100", "H100", "2.10"),
 ]
-DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.fixture(scope="module")
-def actor_url():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(ENVS / "matrix-chain-numpy"), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def digest_of(uid: int) -> str:
+    return "sha256:" + f"{uid:02x}" * 32
+
+
+def image_of(uid: int) -> str:
+    return f"docker.io/miner{uid}/env@{digest_of(uid)}"
 
 
 @pytest.fixture
-def twin(actor_url, monkeypatch, tmp_path):
-    with BasilicaTwin(token=TOKEN, offerings=OFFERINGS, deployment_url=actor_url) as twin:
+def envs(tmp_path):
+    root = tmp_path / "envs"
+    return {1: make_env(root, "honest", "m1"), 2: make_env(root, "honest", "m2"),
+            3: make_broken_env(root, "exits_at_import"), 4: make_env(root, "honest", "m4")}
+
+
+@pytest.fixture
+def twin(envs, monkeypatch, tmp_path):
+    images = {image_of(uid): str(path) for uid, path in envs.items()}
+    host = ActorHost(ProcessRuntime(start_timeout=30), resolve=images.__getitem__)
+    with BasilicaTwin(token=TOKEN, offerings=OFFERINGS, actor_host=host) as twin:
         monkeypatch.setenv("BASILICA_API_URL", twin.url)
         monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
         monkeypatch.setenv("BASILICA_BACKOFF", "0.01")
@@ -66,73 +62,140 @@ def twin(actor_url, monkeypatch, tmp_path):
         yield twin
 
 
-def runtime_for(tmp_path, start_timeout: float = 20.0) -> tuple[BasilicaRuntime, Ledger]:
-    ledger = Ledger(tmp_path / "state.sqlite")
-    client = BasilicaGPUClient(load_settings(), ledger=ledger)
-    settings = Settings(home=tmp_path, start_timeout=start_timeout)
-    return BasilicaRuntime(client, settings, poll_s=0.05), ledger
+def runtime_for(tmp_path, **settings) -> tuple[BasilicaRuntime, Ledger]:
+    ledger = Ledger(tmp_path / "home" / "state.sqlite")
+    client = DeploymentClient(BasilicaGPUClient(load_settings(), ledger=ledger))
+    s = Settings(home=tmp_path / "home", **({"start_timeout": 30.0} | settings))
+    return BasilicaRuntime(client, s, poll_s=0.05), ledger
 
 
 def round_with(runtime, uids=(1, 2), tasks=3):
     challenge = MatrixChain(n=64, depth=2)
-    subs = [Submission(uid, f"hk{uid}", f"docker.io/miner{uid}/env@{DIGEST}", DIGEST) for uid in uids]
+    subs = [Submission(uid, f"hk{uid}", image_of(uid), digest_of(uid)) for uid in uids]
     engine = RoundEngine(runtime, challenge, RoundLimits(call_timeout=20))
-    return aio.run(engine.run(subs, challenge.make_tasks(b"basilica", tasks)))
+    return {o.submission.uid: o for o in aio.run(engine.run(subs, challenge.make_tasks(b"basilica", tasks)))}
 
 
-def test_a_round_on_the_cheapest_allowed_gpu(twin, tmp_path):
+def test_a_round_on_the_cheapest_allowed_gpu_with_every_call_carrying_the_token(twin, tmp_path):
     runtime, ledger = runtime_for(tmp_path)
     outcomes = round_with(runtime)
-    for outcome in outcomes:
+    for outcome in outcomes.values():
         assert all(t.verified for t in outcome.tasks), outcome.tasks
         assert outcome.gpu_type == "TESLA V100" and outcome.hourly_price == pytest.approx(0.05)
     specs = [r["body"] for r in twin.requests("POST", "/deployments")]
-    assert len(specs) == 2
+    assert len(specs) == 2  # one deployment per image, not one per call
     for spec in specs:
-        assert spec["public"] is False  # never callable by strangers
-        assert spec["image"].endswith("@" + DIGEST)
-        assert spec["resources"]["gpus"]["count"] == 1
-        assert spec["resources"]["gpus"]["model"] == ["TESLA V100"]
-        assert spec["resources"]["gpus"]["spot"] is True
+        assert spec["public"] is False and spec["instanceName"].startswith(runtime.prefix)
+        assert spec["resources"]["gpus"] == {"count": 1, "model": ["V100", "TESLA-V100"], "minGpuMemoryGb": 16,
+                                             "spot": True}
         assert TOKEN not in str(spec)  # the validator's API token never reaches a miner
-    # every deployment deleted, and the ledger says so
-    assert twin.deployments == {}
-    assert len([r for r in twin.requests("DELETE") if r["path"].startswith("/deployments/")]) == 2
-    assert [e.state for e in ledger.entries("deployment")] == ["stopped", "stopped"]
+    calls = twin.front_requests()
+    assert len([c for c in calls if c.path == "/call"]) == 6 and all(c.token_ok for c in calls)
+    assert twin.deployments == {}  # every deployment deleted ...
+    assert [e.state for e in ledger.entries("deployment")] == ["stopped", "stopped"]  # ... and the ledger says so
+    rows = ledger.entries("deployment")
+    assert all(r.remote_id and r.remote_id != r.name for r in rows)  # the server's UUID, not our name
+    assert all(r.detail["price_source"].startswith("estimate") for r in rows)
+
+
+def test_the_front_refuses_a_call_without_the_token(twin, tmp_path):
+    runtime, _ = runtime_for(tmp_path)
+    from subnet.compute.deployments import DeploymentSpec
+
+    spec = DeploymentSpec(name=f"{runtime.prefix}probe", image=image_of(1), gpu_models=["V100"])
+    created = runtime.client.create(spec, owner="t", hourly_rate=None)
+    url = created.access.base_url
+    assert httpx.get(f"{url}/health", timeout=5).status_code == 401
+    assert httpx.get(f"{url}/health", params={"token": "guess"}, timeout=5).status_code == 401
+    runtime.client.delete(f"{runtime.prefix}probe")
+
+
+def test_a_crash_looping_image_is_the_miners_fault_with_its_own_error(twin, tmp_path):
+    runtime, ledger = runtime_for(tmp_path)
+    outcomes = round_with(runtime, uids=(1, 3))
+    assert all(t.verified for t in outcomes[1].tasks)
+    crashed = outcomes[3]
+    assert crashed.faults == {"start_failed": 3}, crashed.tasks
+    assert "crashloopbackoff" in crashed.first_reason.lower() or "exit" in crashed.first_reason.lower()
+    assert twin.deployments == {} and all(e.state == "stopped" for e in ledger.entries("deployment"))
+
+
+def test_a_gpu_no_node_carries_is_infrastructure_and_is_deleted(twin, tmp_path):
+    twin.state.nodes = (Node("H100", 80),)  # the policy's GPUs are labelled nowhere
+    runtime, ledger = runtime_for(tmp_path, start_timeout=0.5)
+    (outcome,) = round_with(runtime, uids=(1,)).values()
+    assert outcome.counted == [] and outcome.faults == {"infra": 3}
+    assert "not scheduled" in outcome.first_reason
+    assert twin.deployments == {} and [e.state for e in ledger.entries("deployment")] == ["stopped"]
 
 
 def test_basilica_errors_are_infrastructure_and_leak_nothing(twin, tmp_path):
     runtime, ledger = runtime_for(tmp_path)
-    twin.fault("POST /deployments", 503, times=50)
-    (outcome,) = round_with(runtime, uids=(1,))
-    assert outcome.counted == [] and outcome.faults == {"infra": 3}
-    assert "Basilica" in outcome.first_reason
-    assert [e.state for e in ledger.entries("deployment")] == ["failed"]
-    assert not twin.deployments
+    twin.fault("POST /deployments", 400, message="image rejected", times=5)
+    (outcome,) = round_with(runtime, uids=(1,)).values()
+    assert outcome.counted == [] and outcome.faults == {"infra": 3} and "Basilica" in outcome.first_reason
+    assert [e.state for e in ledger.entries("deployment")] == ["failed"] and not twin.deployments
 
 
 def test_nothing_affordable_is_infrastructure(twin, tmp_path):
     twin.set_offerings([offering("h100", "H100", "2.10")])
     runtime, _ = runtime_for(tmp_path)
-    (outcome,) = round_with(runtime, uids=(1,))
+    (outcome,) = round_with(runtime, uids=(1,)).values()
     assert outcome.faults == {"infra": 3} and "policy" in outcome.first_reason
 
 
-def test_a_deployment_never_scheduled_is_infrastructure_and_is_deleted(twin, tmp_path):
-    twin.state.ready_after_polls = 10_000
-    runtime, ledger = runtime_for(tmp_path, start_timeout=0.5)
-    (outcome,) = round_with(runtime, uids=(1,))
-    assert outcome.faults == {"infra": 3} and "not scheduled" in outcome.first_reason
-    assert [e.state for e in ledger.entries("deployment")] == ["stopped"]
+def test_a_lost_token_is_regenerated_and_a_call_never_goes_out_without_one(twin, tmp_path, monkeypatch):
+    import subnet.twins.basilica_deployments as twin_deployments
+
+    real = twin_deployments.detail_view
+    monkeypatch.setattr("subnet.twins.basilica_twin.detail_view",
+                        lambda d, status, with_token=False: real(d, status, with_token=False))  # token dropped
+    runtime, _ = runtime_for(tmp_path)
+    (outcome,) = round_with(runtime, uids=(1,)).values()
+    assert all(t.verified for t in outcome.tasks)  # a fresh token was made and used
+    assert len(twin.requests("POST")) == 2 and twin.requests("POST")[1]["path"].endswith("/share-token")
+    assert all(c.token_ok for c in twin.front_requests())
+
+    twin.fault("POST /deployments/*", 500, times=50)  # and now no token can be had at all
+    (outcome,) = round_with(runtime, uids=(2,)).values()
+    assert outcome.faults == {"infra": 3} and "no share token" in outcome.first_reason
+    assert not [c for c in twin.front_requests() if not c.token_ok]  # nothing was sent without it
+    assert twin.deployments == {}
 
 
-def test_forgotten_deployments_are_reclaimed_at_start(twin, tmp_path):
+def test_polling_stays_within_a_per_client_rate_limit(twin, tmp_path):
+    twin.state.rate_limit = (40, 1.0)
+    runtime, ledger = runtime_for(tmp_path)
+    runtime.watch.poll_s = 0.01  # eager polling, so the limit is hit and the watch must back off
+    outcomes = round_with(runtime, uids=(1, 2, 4))
+    assert all(t.verified for o in outcomes.values() for t in o.tasks)
+    assert twin.deployments == {} and all(e.state == "stopped" for e in ledger.entries("deployment"))
+    # every deployment waited through ONE shared listing per cycle, not a GET each
+    reads = twin.requests("GET")
+    assert len([r for r in reads if r["path"] == "/deployments"]) >= len(
+        [r for r in reads if r["path"].startswith("/deployments/")]) - 3
+
+
+@pytest.mark.parametrize("limits, expected", [
+    ({"max_deployments": 1}, "SUBNET_MAX_DEPLOYMENTS is 1"),
+    ({"max_round_spend": 0.0001}, "SUBNET_MAX_ROUND_SPEND"),
+    ({"min_balance": 24.999}, "SUBNET_MIN_BALANCE"),
+])
+def test_the_budget_guard_refuses_a_round_before_anything_is_created(twin, tmp_path, limits, expected):
+    runtime, _ = runtime_for(tmp_path, **limits)
+    subs = [Submission(uid, f"hk{uid}", image_of(uid), digest_of(uid)) for uid in (1, 2)]
+    refusal = aio.run(runtime.preflight(subs))
+    assert refusal.startswith("round skipped") and expected in refusal
+    assert twin.requests("POST") == []
+    assert aio.run(runtime_for(tmp_path / "b")[0].preflight(subs)) is None  # no limits: no refusal
+
+
+def test_forgotten_deployments_are_reclaimed_by_ledger_and_by_name(twin, tmp_path):
     runtime, ledger = runtime_for(tmp_path)
     from subnet.compute.deployments import DeploymentSpec
 
-    offer = runtime.client.list_cheap_gpus()[0]
-    spec = DeploymentSpec.for_offering(offer, name="sn-u9-crashed-abc", image=f"x/y@{DIGEST}")
-    runtime.client.create_deployment(spec, owner="validator", hourly_rate=offer.box_hourly_rate)
-    assert "sn-u9-crashed-abc" in twin.deployments
-    assert runtime.reclaim_forgotten() == ["sn-u9-crashed-abc"]
-    assert ledger.get("sn-u9-crashed-abc").state == "stopped"
+    ours = runtime.client.create(DeploymentSpec(name=f"{runtime.prefix}u9-crashed", image=image_of(1)),
+                                 owner=runtime._owner, hourly_rate=Decimal("0.05"))
+    assert ours.info.id in twin.deployments
+    assert runtime.reclaim_forgotten() == [f"{runtime.prefix}u9-crashed"]
+    assert ledger.get(f"{runtime.prefix}u9-crashed").state == "stopped" and twin.deployments == {}

@@ -55,7 +55,10 @@ def dry_run_command(
     except RuntimeUnavailable as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    report = _run_with_progress(env_dirs, runtime, settings, err)
+    try:
+        report = _run_with_progress(env_dirs, runtime, settings, err)
+    finally:
+        getattr(runtime, "close", lambda: None)()
     if as_json:
         sys.stdout.write(json.dumps(report.to_json()) + "\n")
     else:
@@ -71,6 +74,9 @@ def _run_with_progress(env_dirs, runtime, settings: Settings, console: Console) 
 
 
 def print_report(report: RoundReport, console: Console) -> None:
+    if report.skipped:
+        console.print(report.skipped, markup=False)
+        return
     table = Table(title=f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner")
     for column in ("uid", "env", "verified", "accuracy", "p50 ms", "score", "weight", "faults"):
         left = column in ("env", "faults")

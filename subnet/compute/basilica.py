@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import basilica
 
-from subnet.compute.deployments import DeploymentInfo, DeploymentSpec, deployment_info
 from subnet.compute.errors import BasilicaError, NotFound, NothingAffordable, PolicyRefused, classify
 from subnet.compute.ledger import Ledger, LedgerEntry
 from subnet.compute.policy import GpuPolicy, Offering, money, parse_rate
@@ -101,7 +100,8 @@ class BasilicaGPUClient:
                 rate = parse_rate(o.hourly_rate)
             except ValueError:
                 continue  # an unpriceable offering can never be proven under the cap
-            offerings.append(Offering(o.id, o.gpu_type, int(o.gpu_count), bool(o.is_spot), rate, o.provider, o.region))
+            offerings.append(Offering(o.id, o.gpu_type, int(o.gpu_count), bool(o.is_spot), rate, o.provider, o.region,
+                                      getattr(o, "gpu_memory_gb_per_gpu", None)))
         return offerings
 
     def list_cheap_gpus(self) -> list[Offering]:
@@ -197,44 +197,6 @@ class BasilicaGPUClient:
         public_key = path.read_text().strip()
         return self._call("register the SSH key", self._sdk.register_ssh_key, name, public_key).id
 
-    # ---- deployments (for the Basilica runtime) ------------------------------------------
-
-    def create_deployment(
-        self, spec: DeploymentSpec, *, owner: str = "", hourly_rate: Decimal | None = None
-    ) -> DeploymentInfo:
-        """Ledger row first, then POST /deployments (idempotent by name, so retries are safe)."""
-        ledger = self._require_ledger()
-        ledger.begin("deployment", spec.name, owner=owner, gpu_type=",".join(spec.gpu_models) or None,
-                     gpu_count=spec.gpu_count, is_spot=spec.spot, hourly_rate=hourly_rate, detail=spec.summary())
-        try:
-            res = self._call(f"create deployment {spec.name}", lambda: self._sdk.create_deployment(**spec.sdk_kwargs()))
-        except Exception as exc:
-            ledger.mark_failed(spec.name, str(exc) or type(exc).__name__)
-            raise
-        ledger.mark_active(spec.name, res.instance_name)
-        return deployment_info(res)
-
-    def get_deployment(self, name: str) -> DeploymentInfo:
-        return deployment_info(self._call(f"read deployment {name}", self._sdk.get_deployment, name))
-
-    def list_deployments(self) -> list[DeploymentInfo]:
-        res = self._call("list deployments", self._sdk.list_deployments)
-        return [deployment_info(d) for d in res.deployments]
-
-    def deployment_logs(self, name: str, tail: int | None = None) -> str:
-        return self._call(f"read logs of {name}", lambda: self._sdk.get_deployment_logs(name, False, tail))
-
-    def delete_deployment(self, name: str) -> str:
-        """Delete and close the ledger row; a deployment that is already gone counts as deleted."""
-        try:
-            state = self._call(f"delete deployment {name}", self._sdk.delete_deployment, name).state
-        except NotFound:
-            state = "gone"
-        entry = self.ledger.get(name) if self.ledger else None
-        if entry and entry.live:
-            self.ledger.mark_stopped(name, note=None if state != "gone" else "already gone when deleted")
-        return state
-
     def reclaim(self, owner: str | None = None) -> list[str]:
         """Stop/delete everything the ledger says is live (optionally only `owner`'s): crash recovery."""
         done = []
@@ -242,7 +204,10 @@ class BasilicaGPUClient:
             if owner is not None and entry.owner != owner:
                 continue
             if entry.kind == "deployment":
-                self.delete_deployment(entry.name)
+                from subnet.compute.deployment_client import DeploymentClient  # it builds on this class
+
+                if not DeploymentClient(self).delete(entry.name):
+                    continue  # not yet proven gone: the row stays open
             else:
                 try:
                     self.stop(entry.remote_id or entry.name)
@@ -258,13 +223,14 @@ class BasilicaGPUClient:
             raise ConfigError("this operation spends money and needs a ledger (state DB path)")
         return self.ledger
 
-    def _call(self, op: str, fn: Callable, *args, recover: Callable[[], Any] | None = None) -> Any:
+    def _call(self, op: str, fn: Callable, *args, recover: Callable[[], Any] | None = None,
+              attempts: int | None = None) -> Any:
         """Run an SDK call under a deadline; retry 429/5xx/network with doubling backoff (bounded).
 
         `recover` runs before each retry of a non-idempotent call: if it finds the result of the
         failed attempt (e.g. the rental exists under our name), that result is used instead.
         """
-        attempts = self.settings.retries
+        attempts = attempts or self.settings.retries
         for attempt in range(1, attempts + 1):
             try:
                 return _with_deadline(lambda: fn(*args), self.settings.timeout)

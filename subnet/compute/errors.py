@@ -23,9 +23,13 @@ class BasilicaError(Exception):
 
     exit_code = EXIT_API
 
-    def __init__(self, message: str, *, retryable: bool = False, exit_code: int | None = None):
+    def __init__(self, message: str, *, retryable: bool = False, exit_code: int | None = None,
+                 ambiguous: bool | None = None):
         super().__init__(message)
         self.retryable = retryable
+        # Did the request maybe take effect? (timeouts, 5xx, a lost answer.) A 429 is retryable but
+        # not ambiguous: the request was refused before anything was done.
+        self.ambiguous = retryable if ambiguous is None else ambiguous
         if exit_code is not None:
             self.exit_code = exit_code
 
@@ -40,6 +44,10 @@ class NotFound(BasilicaError):
 
 class Unavailable(BasilicaError):
     exit_code = EXIT_UNAVAILABLE
+
+
+class RateLimited(Unavailable):
+    """429: nothing was done; wait and retry."""
 
 
 class PolicyRefused(BasilicaError):
@@ -77,15 +85,24 @@ def classify(exc: BaseException, op: str) -> BasilicaError:
 def _classify_runtime(text: str, op: str) -> BasilicaError:
     if text.startswith("Conflict"):
         return BasilicaError(f"Basilica refused to {op} (409): {text.removeprefix('Conflict: ')}")
-    if text == "Rate limit exceeded":
-        return Unavailable(f"Basilica rate-limited {op} (429); try again shortly", retryable=True)
+    if text == "Rate limit exceeded" or text.startswith("Too many requests") or "rate limit" in text.lower():
+        return RateLimited(f"Basilica rate-limited {op} (429); try again shortly", retryable=True, ambiguous=False)
     status = re.match(r"Request failed with status (\d{3})", text)
     if status and status.group(1).startswith("5"):
         return Unavailable(f"Basilica failed to {op} ({status.group(1)}): {text}", retryable=True)
     if status:
         return BasilicaError(f"Basilica refused to {op} ({status.group(1)}): {text}")
-    # A JSON error body hides the status: could be a 5xx, so retry (bounded), then report as is.
+    if _REFUSAL.search(text):
+        # A JSON error body hides the status; these words are a refusal (402 payment, 403 quota,
+        # 422 validation), which no retry can mend.
+        return BasilicaError(f"Basilica refused to {op}: {text}")
+    # Otherwise it could be a 5xx: retry reads (bounded); creates treat it as "maybe done".
     return BasilicaError(f"Basilica failed to {op}: {text}", retryable=True)
+
+
+_REFUSAL = re.compile(
+    r"insufficient|balance|credit|payment|quota|not allowed|exceed|invalid|unprocessable|must be|required|unsupported",
+    re.IGNORECASE)
 
 
 def _first_line(value: object) -> str:

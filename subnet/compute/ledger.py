@@ -171,6 +171,10 @@ class Ledger:
             (time.time(), _dec(total_cost), note, name),
         )
 
+    def note(self, name: str, text: str) -> None:
+        """Say why a row is still open (e.g. a create whose answer was lost)."""
+        self._db.execute(f"UPDATE ledger_resources SET error=? WHERE {_NEWEST}", (text[:500], name))
+
     def get(self, name: str) -> LedgerEntry | None:
         row = self._db.execute(
             "SELECT * FROM ledger_resources WHERE name=? ORDER BY id DESC LIMIT 1", (name,)

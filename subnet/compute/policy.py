@@ -55,6 +55,7 @@ class Offering:
     gpu_hourly_rate: Decimal
     provider: str = ""
     region: str = ""
+    gpu_memory_gb: int | None = None  # per GPU; what deployments can schedule by
 
     @property
     def box_hourly_rate(self) -> Decimal:

@@ -1,15 +1,19 @@
 """The Basilica runtime: one private deployment per image per round, on the cheapest allowed GPU.
 
 affinetes' own basilica mode creates a pod per method call and passes no GPU options, so this
-runtime provisions the deployment itself (through `BasilicaGPUClient`, which writes the spend
-ledger before anything is created) and calls the Actor through affinetes' URL executor, exactly
-like the other runtimes. Deployments are private: calls carry the deployment's share token, never
-the validator's API token. Teardown is shielded from cancellation; anything a crash leaves behind
-is in the ledger and reclaimed at the next start (`reclaim_forgotten`).
+runtime provisions the deployment itself (`DeploymentClient`: ledger row first, one POST, the
+server's UUID for every later call) and calls the Actor through affinetes' URL executor like every
+other runtime. Deployments are private: each call carries that deployment's share token (from the
+create answer, held in memory only), never the validator's API token; without a token no call is
+sent. Every deployment's friendly name starts with this validator's identity, so after a crash the
+next start deletes exactly what it left (ledger by UUID, plus the listing by name prefix).
 
-Fault attribution: Basilica errors, no affordable GPU, and a deployment never scheduled are
-infrastructure (nobody's fault); a deployment that fails or never becomes healthy once running is
-the miner's image at fault.
+Faults: Basilica errors, nothing affordable, never scheduled, still pulling → infrastructure (costs
+no miner); crash loop, an image the registry says does not exist, or started but never healthy →
+`start_failed` with the container's last log line. See `basilica_watch.judge`.
+
+Price: deployments take no offering id and no price cap; the price we record is the cheapest allowed
+offering's list price for the GPU we asked for, marked as an estimate (docs/operator.md).
 """
 
 from __future__ import annotations
@@ -17,105 +21,184 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
-from typing import Any, AsyncIterator
+from decimal import Decimal
+from typing import Any, AsyncIterator, Sequence
 
-from subnet.compute.basilica import BasilicaGPUClient
-from subnet.compute.deployments import DeploymentSpec
+import httpx
+
+from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
+from subnet.compute.deployment_client import DeploymentClient
+from subnet.compute.deployments import CreatedDeployment, DeploymentAccess, DeploymentSpec, friendly_name, owned_prefix
 from subnet.compute.errors import BasilicaError
+from subnet.compute.policy import Offering
 from subnet.config import Settings
-from subnet.protocol import ACTOR_PORT, FaultKind, InfraFault, MinerFault, Submission
+from subnet.protocol import ACTOR_PORT, InfraFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.runtime.basilica_watch import DeploymentWatch, judge
 from subnet.text import one_line
 
 log = logging.getLogger(__name__)
 
 OWNER = "validator"
-_FAILED_STATES = {"failed", "error", "crashloopbackoff"}
-_PENDING_STATES = {"pending", "scheduling", "creating", ""}
-
-
-def deployment_name(submission: Submission) -> str:
-    """DNS-safe and unique per round: uid, the digest's head, and a random tail."""
-    return f"sn-u{submission.uid}-{submission.digest[7:17]}-{secrets.token_hex(3)}"
+PRICE_SOURCE = "estimate: list price of the cheapest allowed offering for this GPU"
 
 
 class BasilicaRuntime:
     name = "basilica"
 
-    def __init__(self, client: BasilicaGPUClient, settings: Settings, poll_s: float = 2.0) -> None:
+    def __init__(self, client: DeploymentClient, settings: Settings, poll_s: float = 2.0) -> None:
         self.client = client
         self.settings = settings
-        self.poll_s = poll_s
+        self.identity = settings.identity
+        self.watch = DeploymentWatch(client, poll_s=poll_s)
+        self._offering: Offering | None = None
+        self._offering_at = 0.0
+
+    @property
+    def prefix(self) -> str:
+        return owned_prefix(self.identity)
 
     def reclaim_forgotten(self) -> list[str]:
-        """Delete every deployment the ledger says this validator still owns (after a crash)."""
-        return self.client.reclaim(owner=OWNER)
+        """Delete every deployment this validator created and a crash left behind."""
+        return self.client.reclaim(owner=self._owner, prefix=self.prefix)
+
+    @property
+    def _owner(self) -> str:
+        return f"{OWNER}:{self.identity}"
+
+    # ---- before the round: the budget guard ----------------------------------------------
+
+    async def preflight(self, submissions: Sequence[Submission]) -> str | None:
+        """One line if the round must be skipped (a spending limit, or nothing to rent)."""
+        if not submissions:
+            return None
+        # Between rounds nothing of ours should be alive: settle what an earlier round or process left.
+        try:
+            left = await asyncio.to_thread(self.reclaim_forgotten)
+            if left:
+                log.warning("deleted %d deployment(s) left behind: %s", len(left), ", ".join(left))
+        except BasilicaError as exc:
+            log.warning("could not reclaim leftover deployments: %s", exc)
+        try:
+            offering = await self._cheapest()
+        except InfraFault as exc:
+            return f"round skipped: {exc}"
+        s = self.settings
+        cost = RoundCost(len(submissions), offering.box_hourly_rate,
+                         expected_hours(s.start_timeout, s.tasks, s.per_miner, s.call_timeout))
+        balance = await self._balance() if s.min_balance is not None else None
+        return refusal(Budget(s.max_deployments, _dec(s.max_round_spend), _dec(s.min_balance)), cost, balance)
+
+    async def _balance(self) -> Decimal | None:
+        try:
+            return Decimal(str((await asyncio.to_thread(self.client.gpu.balance))["balance"]))
+        except BasilicaError as exc:
+            log.warning("could not read the Basilica balance: %s", exc)
+            return None
+
+    # ---- the Runtime port ----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[AffinetesSession]:
         offering = await self._cheapest()
         spec = DeploymentSpec.for_offering(
-            offering, name=deployment_name(submission), image=submission.source, port=ACTOR_PORT,
-            env=self.settings.forwarded_environment(), ttl_seconds=int(self.settings.start_timeout + 3600),
+            offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
+            port=ACTOR_PORT, env=self.settings.forwarded_environment(),
+            ttl_seconds=int(self.settings.start_timeout + 3600),
         )
-        created = False
+        created: CreatedDeployment | None = None
         try:
-            await self._create(spec, offering)
-            created = True
-            info = await self._wait_ready(spec.name)
-            params = {"token": info.share_token} if info.share_token else None
-            session = AffinetesSession.for_url(info.url, self.settings.max_response_bytes, params)
+            created = await self._create(spec, offering)
+            self.watch.watch(created.info.id)
+            await self._wait_ready(created)
+            session = AffinetesSession.for_url(created.access.base_url, self.settings.max_response_bytes,
+                                               created.access.query)
             session.gpu_type = offering.gpu_type
             session.hourly_price = float(offering.box_hourly_rate)
+            session.price_is_estimate = True
             try:
                 yield session
             finally:
                 await session.close()
         finally:
-            if created:
-                await asyncio.shield(self._delete(spec.name))
+            if created is not None:
+                self.watch.forget(created.info.id)
+            # Shielded: a cancelled round still deletes what it created (or leaves the row open).
+            await asyncio.shield(self._delete(spec.name))
 
-    async def _cheapest(self) -> Any:
+    async def _cheapest(self) -> Offering:
+        if self._offering is not None and time.monotonic() - self._offering_at < 60:
+            return self._offering
         try:
-            offerings = await asyncio.to_thread(self.client.list_cheap_gpus)
+            offerings = await asyncio.to_thread(self.client.gpu.list_cheap_gpus)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
         if not offerings:
             raise InfraFault("no GPU offering within the policy is available right now")
+        self._offering, self._offering_at = offerings[0], time.monotonic()
         return offerings[0]
 
-    async def _create(self, spec: DeploymentSpec, offering: Any) -> None:
+    async def _create(self, spec: DeploymentSpec, offering: Offering) -> CreatedDeployment:
         try:
-            await asyncio.to_thread(
-                self.client.create_deployment, spec, owner=OWNER, hourly_rate=offering.box_hourly_rate
-            )
+            created = await asyncio.to_thread(self.client.create, spec, owner=self._owner,
+                                              hourly_rate=offering.box_hourly_rate, price_source=PRICE_SOURCE)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
+        if created.access is None:  # the client deletes such a deployment; this is a last guard
+            raise InfraFault(f"deployment {spec.name} has no share token: not calling it without one")
+        return created
 
-    async def _wait_ready(self, name: str) -> Any:
-        deadline = time.monotonic() + self.settings.start_timeout
-        info = None
+    async def _wait_ready(self, created: CreatedDeployment) -> None:
+        dep_id, timeout = created.info.id, self.settings.start_timeout
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                info = await asyncio.to_thread(self.client.get_deployment, name)
-            except BasilicaError as exc:
-                raise InfraFault(f"Basilica: {exc}") from None
-            state = (info.state or "").lower()
-            if info.is_ready:
-                return info
-            if state in _FAILED_STATES:
-                raise MinerFault(FaultKind.START_FAILED, f"deployment {state}: {one_line(info.message or '')}")
-            await asyncio.sleep(self.poll_s)
-        state = (info.state if info else "") or ""
-        if state.lower() in _PENDING_STATES:
-            raise InfraFault(f"deployment not scheduled within {self.settings.start_timeout:g}s (state {state or 'unknown'})")
-        raise MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {self.settings.start_timeout:g}s (state {state})")
+            summary, detail = await self.watch.view(dep_id)
+            if summary is not None and summary.is_ready and await _healthy(created.access):
+                self.watch.mark_ready(dep_id)
+                return
+            verdict = judge(detail, at_deadline=False, timeout=timeout) if detail else None
+            if verdict is not None:
+                raise await self._with_log(verdict.fault, dep_id)
+            await asyncio.sleep(min(self.watch.interval, max(0.0, deadline - time.monotonic())))
+        detail = await self.watch.detail(dep_id)
+        if detail is None:
+            raise InfraFault(f"deployment {dep_id} could not be read at its start deadline")
+        if detail.is_ready and await _healthy(created.access):
+            return
+        raise await self._with_log(judge(detail, at_deadline=True, timeout=timeout).fault, dep_id)
+
+    async def _with_log(self, fault: Exception, dep_id: str) -> Exception:
+        """A miner's start failure carries the container's last log line."""
+        if isinstance(fault, InfraFault):
+            return fault
+        logs = await asyncio.to_thread(self.client.logs_tail, dep_id, 20)
+        last = next((ln for ln in reversed(logs.splitlines()) if ln.strip()), "")
+        if last:
+            fault.detail = f"{fault.detail.split(': ', 1)[0]}: {one_line(last)}"
+            fault.args = (f"{fault.kind.value}: {fault.detail}",)
+        return fault
 
     async def _delete(self, name: str) -> None:
         try:
-            await asyncio.to_thread(self.client.delete_deployment, name)
-        except Exception as exc:  # noqa: BLE001 - the ledger keeps it live; reclaimed at next start
-            log.warning("could not delete deployment %s (left in the ledger for reclaim): %s", name, one_line(str(exc)))
+            closed = await asyncio.to_thread(self.client.delete, name)
+        except Exception as exc:  # noqa: BLE001 - the ledger keeps it live; reclaimed at the next round/start
+            log.warning("could not delete deployment %s (kept in the ledger for reclaim): %s", name, one_line(str(exc)))
+            return
+        if not closed:
+            log.warning("deployment %s is not yet proven gone; kept in the ledger for reclaim", name)
 
+
+async def _healthy(access: DeploymentAccess | None) -> bool:
+    """GET /health through the share URL, with the token: what the validator's calls will use."""
+    if access is None:
+        return False
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return (await client.get(f"{access.base_url}/health", params=access.query)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))

@@ -63,11 +63,10 @@ def choose_dry_run_mode(mode: str, env_dirs: Sequence[Path]) -> tuple[str, str]:
 
 def dry_run_runtime(mode: str, settings: Settings):
     """The runtime for a dry run, whose submissions are env folders."""
-    if mode == "basilica":
-        raise RuntimeUnavailable(
-            "a dry run's env folders are not pushed images, so Basilica cannot pull them: push with "
-            "`subnet miner publish`, then run `subnet validator run --mode basilica`"
-        )
+    if mode == "basilica":  # the real deployment path against a local twin that runs the env folders
+        from subnet.runtime.basilica_local import LocalBasilica
+
+        return LocalBasilica(make_runtime("process", settings), settings)
     if mode == "docker":
         from subnet.runtime.building import BuildingDockerRuntime
 
@@ -96,6 +95,7 @@ def make_runtime(mode: str, settings: Settings, allow_local: bool = False):
 def basilica_runtime(settings: Settings):
     """A Basilica runtime with the spend ledger in the state DB; forgotten deployments reclaimed."""
     from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.compute.deployment_client import DeploymentClient
     from subnet.compute.errors import BasilicaError
     from subnet.compute.ledger import Ledger
     from subnet.compute.settings import ConfigError, load_settings
@@ -103,7 +103,7 @@ def basilica_runtime(settings: Settings):
 
     try:
         client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.ledger_path))
-        runtime = BasilicaRuntime(client, settings)
+        runtime = BasilicaRuntime(DeploymentClient(client), settings)
         reclaimed = runtime.reclaim_forgotten()
     except (ConfigError, BasilicaError) as exc:
         raise RuntimeUnavailable(f"Basilica: {exc}") from None

@@ -45,6 +45,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+from subnet.twins.basilica_deployments import (
+    DEFAULT_NODES,
+    Node,
+    Status,
+    TwinDeployment,
+    detail_view,
+    hosted_status,
+    new_deployment,
+    simulated_status,
+    summary_view,
+    validate,
+)
+from subnet.twins.deployment_host import ActorHost, DeploymentFront
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _CODES = {400: "BAD_REQUEST", 401: "AUTH_INVALID", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT",
           429: "RATE_LIMITED", 500: "INTERNAL", 502: "BAD_GATEWAY", 503: "UNAVAILABLE", 504: "TIMEOUT"}
@@ -97,12 +111,16 @@ class TwinState:
         self.deployment_url = deployment_url or "http://{name}.twin.invalid"
         self.ready_after_polls = ready_after_polls
         self.offerings = list(DEFAULT_OFFERINGS if offerings is None else offerings)
+        self.nodes: tuple[Node, ...] = DEFAULT_NODES
+        self.host: ActorHost | None = None  # set: deployments really run (deployment_host.py)
+        self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per API token
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.rentals: dict[str, dict] = {}
-            self.deployments: dict[str, dict] = {}
+            self.deployments: dict[str, TwinDeployment] = {}
+            self.hits: dict[str, deque[float]] = {}
             self.ssh_key: dict | None = None
             self.faults: dict[str, deque[Fault]] = {}
             self.requests: list[dict] = []
@@ -116,6 +134,26 @@ class TwinState:
                 if want_path == path or (want_path.endswith("*") and path.startswith(want_path[:-1])):
                     return queue.popleft()
         return None
+
+    def over_rate_limit(self, client: str) -> bool:
+        """A sliding window per API token, like a per-client limiter (429 when over)."""
+        if self.rate_limit is None:
+            return False
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        with self.lock:
+            hits = self.hits.setdefault(client, deque())
+            while hits and now - hits[0] > window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return True
+            hits.append(now)
+            return False
+
+    def status(self, d: TwinDeployment) -> Status:
+        if self.host is None:
+            return simulated_status(d, self.ready_after_polls)
+        return hosted_status(d, self.host.status(d.id))
 
     def add_rental(self, offer: dict, name: str | None = None, status: str = "running") -> dict:
         with self.lock:
@@ -217,62 +255,53 @@ def _health(st: TwinState, m, q, body) -> tuple[int, Any]:
                  "healthy_validators": 1, "total_validators": 1}
 
 
-def _deployment_view(st: TwinState, d: dict, summary: bool = False) -> dict:
-    spec = d["spec"]
-    ready = spec.get("replicas", 1) if d["state"] == "Active" else 0
-    view = {"instanceName": d["name"], "friendlyName": d["name"], "state": d["state"], "url": d["url"],
-            "replicas": {"desired": spec.get("replicas", 1), "ready": ready}, "createdAt": d["createdAt"],
-            "public": spec.get("public", True), "publicMetadata": spec.get("publicMetadata", False)}
-    if not summary:
-        view |= {"userId": "twin-user", "namespace": "u-twin-user", "image": spec.get("image", ""),
-                 "phase": "ready" if d["state"] == "Active" else "pending"}
-    return view
-
-
 def _create_deployment(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
-    name = body.get("instanceName") or ""
-    if not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", name) or not body.get("image"):
-        raise TwinError(400, "instanceName must be DNS-safe and image is required")
-    if name in st.deployments:  # idempotent by instance name, like the real API
-        return 200, _deployment_view(st, st.deployments[name])
-    url = st.deployment_url.replace("{name}", name)
-    d = {"name": name, "spec": body, "url": url, "createdAt": now_iso(), "polls": 0,
-         "state": "Active" if st.ready_after_polls <= 0 else "Pending",
-         "logs": [f"twin: pulling {body['image']}", "twin: container started"], "share_token": None}
-    st.deployments[name] = d
-    view = _deployment_view(st, d)
-    if body.get("public") is False:
-        d["share_token"] = secrets.token_urlsafe(16)
-        view |= {"shareToken": d["share_token"], "shareUrl": f"{url}?token={d['share_token']}"}
-    return 201, view
+    problem = validate(body)
+    if problem:
+        raise TwinError(400, problem)
+    d = new_deployment(body, st.deployment_url, st.nodes, now_iso())
+    st.deployments[d.id] = d
+    if st.host is not None and d.node is not None:
+        st.host.start(d.id, body["image"])
+    return 201, detail_view(d, st.status(d), with_token=True)
 
 
-def _deployment(st: TwinState, name: str) -> dict:
-    if name not in st.deployments:
-        raise TwinError(404, f"Deployment {name} not found")
-    return st.deployments[name]
+def _deployment(st: TwinState, dep_id: str) -> TwinDeployment:
+    if dep_id not in st.deployments:  # by UUID only: a friendly name is not an id
+        raise TwinError(404, f"Deployment {dep_id} not found")
+    return st.deployments[dep_id]
 
 
 def _get_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
     d = _deployment(st, m.group(1))
-    d["polls"] += 1
-    if d["state"] == "Pending" and d["polls"] >= st.ready_after_polls:
-        d["state"] = "Active"
-    return 200, _deployment_view(st, d)
+    d.polls += 1
+    return 200, detail_view(d, st.status(d))
 
 
 def _list_deployments(st: TwinState, m, q, body) -> tuple[int, Any]:
-    views = [_deployment_view(st, d, summary=True) for d in st.deployments.values()]
+    views = [summary_view(d, st.status(d)) for d in st.deployments.values()]
     return 200, {"deployments": views, "total": len(views)}
 
 
 def _delete_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
-    d = st.deployments.pop(_deployment(st, m.group(1))["name"])
-    return 200, {"instanceName": d["name"], "state": "Terminating", "message": "Deployment deletion initiated"}
+    d = st.deployments.pop(_deployment(st, m.group(1)).id)
+    if st.host is not None:
+        threading.Thread(target=st.host.stop, args=(d.id,), daemon=True).start()
+    return 200, {"instanceName": d.id, "state": "Terminating", "message": "Deployment deletion initiated"}
+
+
+def _regenerate_share_token(st: TwinState, m, q, body) -> tuple[int, Any]:
+    d = _deployment(st, m.group(1))
+    if not d.private:
+        raise TwinError(400, "Deployment is public: it has no share token")
+    d.share_token = secrets.token_urlsafe(16)
+    return 200, {"token": d.share_token, "shareUrl": f"{d.url}?token={d.share_token}"}
 
 
 def _deployment_logs(st: TwinState, m, q, body) -> tuple[int, Any]:
-    lines = _deployment(st, m.group(1))["logs"]
+    d = _deployment(st, m.group(1))
+    hosted = st.host.status(d.id) if st.host is not None else None
+    lines = d.logs + ([hosted.error] if hosted is not None and hosted.error else [])
     tail = int(q.get("tail", 0) or 0)
     return 200, "\n".join(lines[-tail:] if tail else lines) + "\n"
 
@@ -293,6 +322,7 @@ ROUTES = [
     ("GET", rf"/deployments/{_SEG}", _get_deployment),
     ("DELETE", rf"/deployments/{_SEG}", _delete_deployment),
     ("GET", rf"/deployments/{_SEG}/logs", _deployment_logs),
+    ("POST", rf"/deployments/{_SEG}/share-token", _regenerate_share_token),
 ]
 
 
@@ -333,6 +363,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/health" and auth != f"Bearer {st.token}":
             code = "BASILICA_API_AUTH_MISSING" if not auth else "BASILICA_API_AUTH_INVALID"
             return self._send(401, _error_body(401, "Invalid or missing API token", code))
+        if st.over_rate_limit(auth):
+            return self._send(429, _error_body(429, "Rate limit exceeded"))
         answer = self._route(st, path, query, body)
         if fault and fault.status and fault.after:
             answer = fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message)
@@ -372,7 +404,7 @@ def _admin(st: TwinState, method: str, path: str, data: Any) -> tuple[int, Any]:
         if (method, path) == ("GET", "/_twin/requests"):
             return 200, st.requests
         if (method, path) == ("GET", "/_twin/deployments"):
-            return 200, {name: {k: v for k, v in d.items()} for name, d in st.deployments.items()}
+            return 200, {i: detail_view(d, st.status(d)) for i, d in st.deployments.items()}
         if (method, path) == ("POST", "/_twin/faults"):
             queue = st.faults.setdefault(data["route"], deque())
             for spec in data["faults"]:
@@ -402,12 +434,28 @@ class BasilicaTwin:
     """The twin on a loopback port, in this process. `with BasilicaTwin() as twin:` → `twin.url`."""
 
     def __init__(self, *, token: str = "twin-token", offerings: list[dict] | None = None, balance: str = "25.00",
-                 deployment_url: str | None = None, ready_after_polls: int = 0, host: str = "127.0.0.1", port: int = 0):
+                 deployment_url: str | None = None, ready_after_polls: int = 0, host: str = "127.0.0.1", port: int = 0,
+                 actor_host: ActorHost | None = None, rate_limit: tuple[int, float] | None = None):
+        """`actor_host`: run each deployment's image for real behind a token-checking front."""
         if host not in LOOPBACK:
             raise ValueError(f"the twin serves loopback only, not {host!r}")
         self.state = TwinState(token, offerings, balance, deployment_url, ready_after_polls)
+        self.state.rate_limit = rate_limit
         self._addr = (host, port)
         self._server: ThreadingHTTPServer | None = None
+        self._front: DeploymentFront | None = None
+        if actor_host is not None:
+            self.state.host = actor_host
+            self._front = DeploymentFront(self._front_lookup, host=host)
+            self.state.deployment_url = self._front.url_for("{name}")
+
+    def _front_lookup(self, dep_id: str) -> tuple[str | None, str | None] | None:
+        with self.state.lock:
+            d = self.state.deployments.get(dep_id)
+            if d is None:
+                return None
+            hosted = self.state.host.status(dep_id) if self.state.host else None
+            return d.share_token if d.private else None, hosted.url if hosted and hosted.state == "running" else None
 
     @property
     def url(self) -> str:
@@ -428,6 +476,11 @@ class BasilicaTwin:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._front is not None:
+            self._front.close()
+            self._front = None
+        if self.state.host is not None:
+            self.state.host.close()  # stops every Actor still running
 
     def __enter__(self) -> BasilicaTwin:
         self.start()
@@ -469,9 +522,17 @@ class BasilicaTwin:
         return self.state.rentals
 
     @property
-    def deployments(self) -> dict[str, dict]:
-        """name → {"spec": the camelCase request body as received, "url", "state", "share_token", "logs"}."""
+    def deployments(self) -> dict[str, TwinDeployment]:
+        """UUID → the deployment (`spec` is the camelCase request body as received)."""
         return self.state.deployments
+
+    def front_requests(self) -> list:
+        """Every request that reached a deployment's URL (`FrontRequest`s), in order."""
+        return list(self._front.requests) if self._front else []
+
+    def by_friendly_name(self, name: str) -> list[TwinDeployment]:
+        with self.state.lock:
+            return [d for d in self.state.deployments.values() if d.friendly_name == name]
 
 
 @contextmanager
@@ -489,13 +550,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--offerings", help="JSON file: a list of nodes[] entries (default: a sample catalogue)")
     p.add_argument("--balance", default="25.00")
     p.add_argument("--deployment-url", help="URL deployments report; may contain {name}")
+    p.add_argument("--run-actors", choices=("docker", "off"), default="docker",
+                   help="docker: each deployment's image runs as a hardened local container behind a token-checking "
+                        "front (needs the image in the local Docker store); off: readiness is simulated")
+    p.add_argument("--rate-limit", default="", help="REQUESTS/SECONDS per API token, e.g. 100/60 (429 beyond)")
     args = p.parse_args(argv)
     offerings = None
     if args.offerings:
         with open(args.offerings) as fh:
             offerings = json.load(fh)
+    actor_host = None
+    if args.run_actors == "docker":
+        from subnet.config import Settings
+        from subnet.runtime.factory import make_runtime
+
+        actor_host = ActorHost(make_runtime("docker", Settings(), allow_local=True))
+    rate = tuple(float(x) for x in args.rate_limit.split("/")) if args.rate_limit else None
     twin = BasilicaTwin(token=args.token, offerings=offerings, balance=args.balance,
-                        deployment_url=args.deployment_url, host=args.host, port=args.port)
+                        deployment_url=args.deployment_url, host=args.host, port=args.port, actor_host=actor_host,
+                        rate_limit=(int(rate[0]), rate[1]) if rate else None)
     print(f"basilica twin listening on {twin.start()} (export BASILICA_API_URL=that, BASILICA_API_TOKEN={args.token})",
           flush=True)
     try:

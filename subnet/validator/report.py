@@ -56,6 +56,7 @@ class RoundReport:
     weights_set: str = ""  # what happened on chain, one line
     rejected: list[dict[str, Any]] = field(default_factory=list)  # commitments ignored, with reasons
     wall_s: float = 0.0
+    skipped: str = ""  # why the whole round was skipped (a spending limit), one line
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

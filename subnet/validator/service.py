@@ -91,6 +91,12 @@ class Validator:
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         started = time.perf_counter()
+        refusal = await _preflight(self.runtime, plan.submissions)
+        if refusal:  # a spending limit: the whole round is skipped, never half-run
+            log.warning("%s", refusal)
+            return RoundReport(mode=self.runtime.name, challenge=self.challenge.name, tasks_per_miner=0, miners=[],
+                               weights={}, weights_set="not set: round skipped", skipped=refusal,
+                               wall_s=round(time.perf_counter() - started, 3))
         # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
         block = await asyncio.to_thread(self.chain.current_block)
         round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
@@ -147,6 +153,12 @@ class Validator:
             log.warning("set_weights failed: %s", exc)
             return f"not set: {exc}"
         return f"set for {len(weights)} uids"
+
+
+async def _preflight(runtime, submissions: Sequence[Submission]) -> str | None:
+    """A runtime that spends money (Basilica) may refuse a round before anything starts."""
+    check = getattr(runtime, "preflight", None)
+    return await check(submissions) if check is not None else None
 
 
 def _copy_outcome(copy: Copy, tasks: Sequence[Task]) -> MinerOutcome:

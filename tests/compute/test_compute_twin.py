@@ -43,30 +43,51 @@ def test_rental_lifecycle_through_the_sdk(twin, sdk):
     assert sdk.get_balance() == {"balance": "25.00", "last_updated": sdk.get_balance()["last_updated"]}
 
 
-def test_deployment_spec_is_recorded_camel_case(twin, sdk):
+def test_deployment_spec_is_recorded_camel_case_and_named_by_uuid(twin, sdk):
     twin.state.deployment_url = "http://127.0.0.1:9/{name}"
     res = sdk.create_deployment("actor-1", "reg/repo@sha256:" + "b" * 64, port=8000, env={"K": "v"}, cpu="2",
-                                memory="8Gi", gpu_count=2, gpu_models=["RTX-A4000"], spot=False, ttl_seconds=900,
+                                memory="8Gi", gpu_count=2, gpu_models=["A4000"], spot=False, ttl_seconds=900,
                                 public=False)
-    assert (res.instance_name, res.state, res.public) == ("actor-1", "Active", False)
-    assert res.url == "http://127.0.0.1:9/actor-1"
-    assert res.share_url == f"http://127.0.0.1:9/actor-1?token={twin.deployments['actor-1']['share_token']}"
-    spec = twin.deployments["actor-1"]["spec"]
+    dep_id = res.instance_name
+    assert (res.friendly_name, res.state, res.public) == ("actor-1", "Active", False) and dep_id != "actor-1"
+    assert res.url == f"http://127.0.0.1:9/{dep_id}"
+    assert res.share_url == f"http://127.0.0.1:9/{dep_id}?token={twin.deployments[dep_id].share_token}"
+    spec = twin.deployments[dep_id].spec
     assert spec["instanceName"] == "actor-1" and spec["ttlSeconds"] == 900 and spec["env"] == {"K": "v"}
-    assert spec["resources"] == {"cpu": "2", "memory": "8Gi",
-                                 "gpus": {"count": 2, "model": ["RTX-A4000"], "spot": False}}
-    assert sdk.list_deployments().total == 1
-    assert sdk.get_deployment_logs("actor-1", False, 1) == "twin: container started\n"
-    assert sdk.delete_deployment("actor-1").state == "Terminating"
+    assert spec["resources"] == {"cpu": "2", "memory": "8Gi", "gpus": {"count": 2, "model": ["A4000"], "spot": False}}
+    assert sdk.get_deployment(dep_id).share_token is None  # only the create answer carries it
+    assert sdk.list_deployments().deployments[0].friendly_name == "actor-1"
+    assert sdk.get_deployment_logs(dep_id, False, 1) == "twin: scheduled on A4000\n"
     with pytest.raises(KeyError):
-        sdk.get_deployment("actor-1")
+        sdk.get_deployment("actor-1")  # the friendly name is not an id
+    assert sdk.create_deployment("actor-1", "img").instance_name != dep_id  # not idempotent by name
+    assert sdk.delete_deployment(dep_id).state == "Terminating"
+    with pytest.raises(KeyError):
+        sdk.get_deployment(dep_id)
 
 
 def test_pending_deployment_becomes_active_after_polls(clean_env):
     with BasilicaTwin(token=TOKEN, ready_after_polls=2) as twin:
         sdk = basilica.BasilicaClient(base_url=twin.url, api_key=TOKEN)
-        assert sdk.create_deployment("slow", "img").state == "Pending"
-        assert [sdk.get_deployment("slow").state for _ in range(2)] == ["Pending", "Active"]
+        dep_id = sdk.create_deployment("slow", "img").instance_name
+        assert [sdk.get_deployment(dep_id).state for _ in range(2)] == ["Pending", "Active"]
+
+
+def test_a_gpu_no_node_carries_stays_pending_in_scheduling(twin, sdk):
+    dep_id = sdk.create_deployment("x", "img", gpu_count=1, gpu_models=["TESLA-V100"]).instance_name
+    got = sdk.get_deployment(dep_id)
+    assert (got.state, got.phase, got.replicas.ready) == ("Pending", "scheduling", 0)
+    big = sdk.create_deployment("y", "img", gpu_count=1, min_gpu_memory_gb=100).instance_name
+    assert sdk.get_deployment(big).phase == "scheduling"
+
+
+def test_rate_limit_is_per_api_token(clean_env):
+    with BasilicaTwin(token=TOKEN, rate_limit=(3, 60.0)) as twin:
+        sdk = basilica.BasilicaClient(base_url=twin.url, api_key=TOKEN)
+        for _ in range(3):
+            sdk.list_deployments()
+        with pytest.raises(RuntimeError, match="Rate limit exceeded"):
+            sdk.list_deployments()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,129 @@
+"""Waiting for Basilica deployments within the API's rate limit, and judging whose fault a stuck one is.
+
+`DeploymentWatch` makes ONE `list_deployments()` per poll cycle for every deployment the round is
+waiting on, plus at most one `get_deployment()` (round-robin over the not-ready ones) for the
+details a listing lacks (phase, container states). On a 429 it doubles its interval. So a round
+costs about one request per poll interval, however many miners it has.
+
+`judge` is pure: from what Basilica says about a deployment, decide infra or miner fault.
+- container crash-looping / failed phase → the miner's image (`start_failed`, with its last log line);
+- image pull failing because the registry says the image does not exist → the miner;
+- at the deadline: never scheduled / still pulling → infrastructure; started but never healthy → miner.
+Container reasons are Kubernetes' own (`ContainerStatusSnapshot.reason` in basilica-sdk 0.36.8
+`_basilica.pyi`: "CrashLoopBackOff", "ImagePullBackOff", "OOMKilled", ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from subnet.compute.deployment_client import DeploymentClient
+from subnet.compute.deployments import DeploymentInfo
+from subnet.compute.errors import BasilicaError, RateLimited
+from subnet.protocol import FaultKind, InfraFault, MinerFault
+from subnet.text import one_line
+
+log = logging.getLogger(__name__)
+
+_CRASH_REASONS = {"crashloopbackoff", "error", "oomkilled", "containercannotrun", "runcontainererror",
+                  "createcontainererror", "startError".lower()}
+_PULL_REASONS = {"errimagepull", "imagepullbackoff", "invalidimagename", "errimageneverpull"}
+_NOT_FOUND = ("not found", "manifest unknown", "does not exist", "no such image", "name unknown", "404")
+_FAILED_PHASES = {"failed", "error", "crashloopbackoff", "crash_loop", "crashloop"}
+_SCHEDULING = {"", "pending", "scheduling", "queued", "provisioning", "creating", "unschedulable"}
+_PULLING = {"pulling", "pulling_image", "imagepull", "image_pulling"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    fault: Exception  # MinerFault or InfraFault
+
+
+def judge(info: DeploymentInfo, at_deadline: bool, timeout: float, last_log: str = "") -> Verdict | None:
+    phase = (info.phase or "").lower()
+    reasons = {c.reason.lower() for c in info.containers if c.reason}
+    detail = next((c.message for c in info.containers if c.message), "") or info.message or ""
+    tail = f": {one_line(last_log)}" if last_log else (f": {one_line(detail)}" if detail else "")
+    if reasons & _CRASH_REASONS or phase in _FAILED_PHASES or info.state.lower() == "failed":
+        why = next(iter(sorted(reasons & _CRASH_REASONS)), phase or info.state.lower())
+        return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment {why}{tail}"))
+    if reasons & _PULL_REASONS and any(word in detail.lower() for word in _NOT_FOUND):
+        return Verdict(MinerFault(FaultKind.START_FAILED, f"image cannot be pulled: {one_line(detail)}"))
+    if not at_deadline:
+        return None
+    started = any(c.state.lower() in ("running", "terminated") for c in info.containers)
+    if reasons & _PULL_REASONS or phase in _PULLING:
+        return Verdict(InfraFault(f"deployment still pulling its image after {timeout:g}s{tail}"))
+    if not started and (phase in _SCHEDULING or info.state.lower() in _SCHEDULING):
+        return Verdict(InfraFault(f"deployment not scheduled within {timeout:g}s (state {info.state or '?'}, "
+                                  f"phase {info.phase or '?'})"))
+    return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {timeout:g}s "
+                                                      f"(phase {info.phase or info.state or '?'}){tail}"))
+
+
+class DeploymentWatch:
+    """A shared, rate-limited view of the round's deployments."""
+
+    def __init__(self, client: DeploymentClient, poll_s: float = 2.0, max_poll_s: float = 30.0) -> None:
+        self.client = client
+        self.poll_s = poll_s
+        self.max_poll_s = max_poll_s
+        self.interval = poll_s
+        self.requests = 0
+        self._listing: dict[str, DeploymentInfo] = {}
+        self._details: dict[str, DeploymentInfo] = {}
+        self._watched: dict[str, bool] = {}  # id → ready
+        self._turn = 0
+        self._fetched_at = 0.0
+        self._refresh: asyncio.Task | None = None
+
+    def watch(self, deployment_id: str) -> None:
+        self._watched[deployment_id] = False
+
+    def forget(self, deployment_id: str) -> None:
+        self._watched.pop(deployment_id, None)
+        self._details.pop(deployment_id, None)
+
+    def mark_ready(self, deployment_id: str) -> None:
+        self._watched[deployment_id] = True
+
+    async def view(self, deployment_id: str) -> tuple[DeploymentInfo | None, DeploymentInfo | None]:
+        """(listing summary, latest detail) after a refresh no older than the poll interval."""
+        if time.monotonic() - self._fetched_at >= self.interval:
+            if self._refresh is None or self._refresh.done():
+                self._refresh = asyncio.ensure_future(self._do_refresh())
+            await asyncio.shield(self._refresh)
+        return self._listing.get(deployment_id), self._details.get(deployment_id)
+
+    async def detail(self, deployment_id: str) -> DeploymentInfo | None:
+        """One direct read (used once, at a deadline)."""
+        try:
+            self.requests += 1
+            info = await asyncio.to_thread(self.client.get, deployment_id)
+        except BasilicaError:
+            return self._details.get(deployment_id)
+        self._details[deployment_id] = info
+        return info
+
+    async def _do_refresh(self) -> None:
+        try:
+            self.requests += 1
+            listing = await asyncio.to_thread(self.client.list, 1)
+            self._listing = {d.id: d for d in listing}
+            pending = [i for i, ready in self._watched.items() if not ready and i in self._listing]
+            if pending:
+                target = pending[self._turn % len(pending)]
+                self._turn += 1
+                self.requests += 1
+                self._details[target] = await asyncio.to_thread(self.client.get, target, 1)
+            self.interval = max(self.poll_s, self.interval * 0.75)
+        except RateLimited:
+            self.interval = min(self.interval * 2, self.max_poll_s)
+            log.warning("Basilica rate-limited the deployment poll; polling every %.0fs", self.interval)
+        except BasilicaError as exc:
+            log.warning("polling deployments failed: %s", one_line(str(exc)))
+        finally:
+            self._fetched_at = time.monotonic()
