@@ -120,6 +120,16 @@ def test_a_crash_looping_image_is_the_miners_fault_with_its_own_error(twin, tmp_
     assert twin.deployments == {} and all(e.state == "stopped" for e in ledger.entries("deployment"))
 
 
+def test_the_same_round_under_the_operators_state_model(twin, tmp_path):
+    """The private server may report the CR state (Pending/Active/Failed) instead of SRV's DB state."""
+    twin.state.state_model = "operator"
+    runtime, ledger = runtime_for(tmp_path)
+    outcomes = round_with(runtime, uids=(1, 3))
+    assert all(t.verified for t in outcomes[1].tasks)
+    assert outcomes[3].faults == {"start_failed": 3}
+    assert twin.deployments == {} and all(e.state == "stopped" for e in ledger.entries("deployment"))
+
+
 def test_a_gpu_no_node_carries_is_infrastructure_and_is_deleted(twin, tmp_path):
     twin.state.nodes = (Node("H100", 80),)  # the policy's GPUs are labelled nowhere
     runtime, ledger = runtime_for(tmp_path, start_timeout=0.5)
@@ -194,7 +204,7 @@ def test_forgotten_deployments_are_reclaimed_by_ledger_and_by_name(twin, tmp_pat
     runtime, ledger = runtime_for(tmp_path)
     from subnet.compute.deployments import DeploymentSpec
 
-    ours = runtime.client.create(DeploymentSpec(name=f"{runtime.prefix}u9-crashed", image=image_of(1)),
+    ours = runtime.client.create(DeploymentSpec(name=f"{runtime.prefix}u9-crashed", image=image_of(1), gpu_models=["V100"]),
                                  owner=runtime._owner, hourly_rate=Decimal("0.05"))
     assert ours.info.id in twin.deployments
     assert runtime.reclaim_forgotten() == [f"{runtime.prefix}u9-crashed"]

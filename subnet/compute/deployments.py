@@ -83,6 +83,8 @@ class DeploymentSpec:
     def __post_init__(self) -> None:
         if not _DNS_NAME.match(self.name):
             raise ConfigError(f"deployment name {self.name!r} must be lowercase letters, digits and dashes (max 63)")
+        if self.gpu_count and not self.gpu_models:  # SRV types.rs: "GPU model list cannot be empty"
+            raise ConfigError("a GPU deployment needs at least one GPU model (node label value)")
         bad = [m for m in self.gpu_models if not _LABEL_VALUE.match(m)]
         if bad:
             raise ConfigError(f"GPU model {bad[0]!r} is not a node-label value and could never be scheduled")

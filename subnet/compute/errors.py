@@ -92,6 +92,8 @@ def _classify_runtime(text: str, op: str) -> BasilicaError:
         return Unavailable(f"Basilica failed to {op} ({status.group(1)}): {text}", retryable=True)
     if status:
         return BasilicaError(f"Basilica refused to {op} ({status.group(1)}): {text}")
+    if text.startswith(_TRANSIENT):
+        return Unavailable(f"Basilica failed to {op}: {text}", retryable=True)
     if _REFUSAL.search(text):
         # A JSON error body hides the status; these words are a refusal (402 payment, 403 quota,
         # 422 validation), which no retry can mend.
@@ -100,6 +102,11 @@ def _classify_runtime(text: str, op: str) -> BasilicaError:
     return BasilicaError(f"Basilica failed to {op}: {text}", retryable=True)
 
 
+# Display prefixes of the server's transient errors (basilica-api `error.rs`, via the SDK's `Internal`,
+# `ServiceUnavailable` and `Timeout` variants): the request may or may not have been carried out.
+_TRANSIENT = ("Internal server error", "Service temporarily unavailable", "Request timeout", "Timeout",
+              "Validator communication", "HTTP client error")
+# Words of a refusal whose status a JSON body hid: 402 "Insufficient balance: ...", 422 validation, quotas.
 _REFUSAL = re.compile(
     r"insufficient|balance|credit|payment|quota|not allowed|exceed|invalid|unprocessable|must be|required|unsupported",
     re.IGNORECASE)

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 import httpx
 
@@ -36,18 +38,30 @@ from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, InfraFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_watch import DeploymentWatch, judge
+from subnet.runtime.http_guard import ResponseTooLarge, capped_client
 from subnet.text import one_line
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 OWNER = "validator"
 PRICE_SOURCE = "estimate: list price of the cheapest allowed offering for this GPU"
 
 
+_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="subnet-basilica")  # SDK calls block a thread each
+
+
+async def _blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+
 class BasilicaRuntime:
     name = "basilica"
+    dedicated_hardware = True  # each Actor has its own GPU box: no start barrier (round.py)
 
-    def __init__(self, client: DeploymentClient, settings: Settings, poll_s: float = 2.0) -> None:
+    def __init__(self, client: DeploymentClient, settings: Settings, poll_s: float = 3.0) -> None:
+        """`poll_s`: one listing (+ one detail read) per cycle, ~40 requests a minute whatever the
+        number of miners: under the 60/min per client of Basilica's public rate limiter."""
         self.client = client
         self.settings = settings
         self.identity = settings.identity
@@ -75,7 +89,7 @@ class BasilicaRuntime:
             return None
         # Between rounds nothing of ours should be alive: settle what an earlier round or process left.
         try:
-            left = await asyncio.to_thread(self.reclaim_forgotten)
+            left = await _blocking(self.reclaim_forgotten)
             if left:
                 log.warning("deleted %d deployment(s) left behind: %s", len(left), ", ".join(left))
         except BasilicaError as exc:
@@ -92,7 +106,7 @@ class BasilicaRuntime:
 
     async def _balance(self) -> Decimal | None:
         try:
-            return Decimal(str((await asyncio.to_thread(self.client.gpu.balance))["balance"]))
+            return Decimal(str((await _blocking(self.client.gpu.balance))["balance"]))
         except BasilicaError as exc:
             log.warning("could not read the Basilica balance: %s", exc)
             return None
@@ -131,7 +145,7 @@ class BasilicaRuntime:
         if self._offering is not None and time.monotonic() - self._offering_at < 60:
             return self._offering
         try:
-            offerings = await asyncio.to_thread(self.client.gpu.list_cheap_gpus)
+            offerings = await _blocking(self.client.gpu.list_cheap_gpus)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
         if not offerings:
@@ -141,7 +155,7 @@ class BasilicaRuntime:
 
     async def _create(self, spec: DeploymentSpec, offering: Offering) -> CreatedDeployment:
         try:
-            created = await asyncio.to_thread(self.client.create, spec, owner=self._owner,
+            created = await _blocking(self.client.create, spec, owner=self._owner,
                                               hourly_rate=offering.box_hourly_rate, price_source=PRICE_SOURCE)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
@@ -172,7 +186,7 @@ class BasilicaRuntime:
         """A miner's start failure carries the container's last log line."""
         if isinstance(fault, InfraFault):
             return fault
-        logs = await asyncio.to_thread(self.client.logs_tail, dep_id, 20)
+        logs = await _blocking(self.client.logs_tail, dep_id, 20)
         last = next((ln for ln in reversed(logs.splitlines()) if ln.strip()), "")
         if last:
             fault.detail = f"{fault.detail.split(': ', 1)[0]}: {one_line(last)}"
@@ -181,7 +195,7 @@ class BasilicaRuntime:
 
     async def _delete(self, name: str) -> None:
         try:
-            closed = await asyncio.to_thread(self.client.delete, name)
+            closed = await _blocking(self.client.delete, name)
         except Exception as exc:  # noqa: BLE001 - the ledger keeps it live; reclaimed at the next round/start
             log.warning("could not delete deployment %s (kept in the ledger for reclaim): %s", name, one_line(str(exc)))
             return
@@ -194,9 +208,11 @@ async def _healthy(access: DeploymentAccess | None) -> bool:
     if access is None:
         return False
     try:
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            return (await client.get(f"{access.base_url}/health", params=access.query)).status_code == 200
-    except httpx.HTTPError:
+        # A capped client on the shared TLS context: a fresh default client loads the CA bundle each time.
+        async with capped_client(64 << 10, connect_timeout=5.0) as client:
+            answer = await asyncio.wait_for(client.get(f"{access.base_url}/health", params=access.query), 5.0)
+            return answer.status_code == 200
+    except (httpx.HTTPError, asyncio.TimeoutError, ResponseTooLarge):
         return False
 
 

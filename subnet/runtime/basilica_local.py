@@ -28,6 +28,7 @@ from subnet.twins.deployment_host import ActorHost
 
 class LocalBasilica:
     name = "basilica"
+    dedicated_hardware = False  # the twin's Actors share this machine: keep the start barrier
 
     def __init__(self, inner: Any, settings: Settings, poll_s: float = 0.1) -> None:
         self._images: dict[str, str] = {}

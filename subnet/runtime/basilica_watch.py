@@ -28,13 +28,18 @@ from subnet.text import one_line
 
 log = logging.getLogger(__name__)
 
-_CRASH_REASONS = {"crashloopbackoff", "error", "oomkilled", "containercannotrun", "runcontainererror",
-                  "createcontainererror", "startError".lower()}
-_PULL_REASONS = {"errimagepull", "imagepullbackoff", "invalidimagename", "errimageneverpull"}
+
+async def _blocking(fn, *args):
+    from subnet.runtime.basilica import _blocking as run  # one thread pool for every Basilica call
+
+    return await run(fn, *args)
+
+# Kubernetes container reasons, as SRV's operator reads them (`phase_detection::determine_phase`).
+_CRASH_REASONS = {"crashloopbackoff", "error", "oomkilled", "createcontainererror", "createcontainerconfigerror",
+                  "containercannotrun", "runcontainererror"}
+_PULL_REASONS = {"errimagepull", "imagepullbackoff", "pullbackoff", "invalidimagename", "errimageneverpull"}
 _NOT_FOUND = ("not found", "manifest unknown", "does not exist", "no such image", "name unknown", "404")
-_FAILED_PHASES = {"failed", "error", "crashloopbackoff", "crash_loop", "crashloop"}
-_SCHEDULING = {"", "pending", "scheduling", "queued", "provisioning", "creating", "unschedulable"}
-_PULLING = {"pulling", "pulling_image", "imagepull", "image_pulling"}
+_UNSCHEDULED = {"", "pending", "scheduling"}
 
 
 @dataclass(frozen=True)
@@ -43,25 +48,38 @@ class Verdict:
 
 
 def judge(info: DeploymentInfo, at_deadline: bool, timeout: float, last_log: str = "") -> Verdict | None:
+    """Whose fault a deployment that is not (yet) serving is, or None to keep waiting.
+
+    Phases are SRV's operator `DeploymentPhase` (pending, scheduling, pulling, initializing,
+    storage_sync, starting, health_check, ready, degraded, failed, ...): a crash loop or OOM is
+    `failed` at once; an image that cannot be pulled is `pulling` for 300 s, then `failed` too, so a
+    pull failure is told apart by the container's reason, not by the phase."""
     phase = (info.phase or "").lower()
     reasons = {c.reason.lower() for c in info.containers if c.reason}
-    detail = next((c.message for c in info.containers if c.message), "") or info.message or ""
-    tail = f": {one_line(last_log)}" if last_log else (f": {one_line(detail)}" if detail else "")
-    if reasons & _CRASH_REASONS or phase in _FAILED_PHASES or info.state.lower() == "failed":
-        why = next(iter(sorted(reasons & _CRASH_REASONS)), phase or info.state.lower())
-        return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment {why}{tail}"))
-    if reasons & _PULL_REASONS and any(word in detail.lower() for word in _NOT_FOUND):
-        return Verdict(MinerFault(FaultKind.START_FAILED, f"image cannot be pulled: {one_line(detail)}"))
+    detail = next((c.message for c in info.containers if c.message), "") or ""
+    if reasons & _PULL_REASONS:
+        if any(word in detail.lower() for word in _NOT_FOUND):
+            return Verdict(MinerFault(FaultKind.START_FAILED, f"image cannot be pulled: {one_line(detail)}"))
+        if phase == "failed" or at_deadline:
+            return Verdict(InfraFault(f"deployment could not pull its image within {timeout:g}s: "
+                                      f"{one_line(detail) or 'ImagePullBackOff'}"))
+        return None
+    if reasons & _CRASH_REASONS or phase == "failed":
+        why = next(iter(sorted(reasons & _CRASH_REASONS)), "failed")
+        tail = one_line(last_log or detail)
+        return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment {why}" + (f": {tail}" if tail else "")))
+    if info.state.lower() == "failed":  # SRV: the API could not create the Kubernetes resources
+        return Verdict(InfraFault(f"Basilica could not create the deployment: {one_line(info.message or '')}"))
     if not at_deadline:
         return None
     started = any(c.state.lower() in ("running", "terminated") for c in info.containers)
-    if reasons & _PULL_REASONS or phase in _PULLING:
-        return Verdict(InfraFault(f"deployment still pulling its image after {timeout:g}s{tail}"))
-    if not started and (phase in _SCHEDULING or info.state.lower() in _SCHEDULING):
-        return Verdict(InfraFault(f"deployment not scheduled within {timeout:g}s (state {info.state or '?'}, "
-                                  f"phase {info.phase or '?'})"))
-    return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {timeout:g}s "
-                                                      f"(phase {info.phase or info.state or '?'}){tail}"))
+    if phase == "pulling":
+        return Verdict(InfraFault(f"deployment still pulling its image after {timeout:g}s"))
+    if phase in _UNSCHEDULED and not started:
+        return Verdict(InfraFault(f"deployment not scheduled within {timeout:g}s (phase {phase or '?'}): "
+                                  "no node with the requested GPU"))
+    where = "answers Kubernetes but not /health through its URL" if phase == "ready" else f"phase {phase or '?'}"
+    return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {timeout:g}s ({where})"))
 
 
 class DeploymentWatch:
@@ -102,7 +120,7 @@ class DeploymentWatch:
         """One direct read (used once, at a deadline)."""
         try:
             self.requests += 1
-            info = await asyncio.to_thread(self.client.get, deployment_id)
+            info = await _blocking(self.client.get, deployment_id)
         except BasilicaError:
             return self._details.get(deployment_id)
         self._details[deployment_id] = info
@@ -111,14 +129,14 @@ class DeploymentWatch:
     async def _do_refresh(self) -> None:
         try:
             self.requests += 1
-            listing = await asyncio.to_thread(self.client.list, 1)
+            listing = await _blocking(self.client.list, 1)
             self._listing = {d.id: d for d in listing}
             pending = [i for i, ready in self._watched.items() if not ready and i in self._listing]
             if pending:
                 target = pending[self._turn % len(pending)]
                 self._turn += 1
                 self.requests += 1
-                self._details[target] = await asyncio.to_thread(self.client.get, target, 1)
+                self._details[target] = await _blocking(self.client.get, target, 1)
             self.interval = max(self.poll_s, self.interval * 0.75)
         except RateLimited:
             self.interval = min(self.interval * 2, self.max_poll_s)

@@ -56,12 +56,16 @@ from subnet.twins.basilica_deployments import (
     simulated_status,
     summary_view,
     validate,
+
 )
 from subnet.twins.deployment_host import ActorHost, DeploymentFront
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_CODES = {400: "BAD_REQUEST", 401: "AUTH_INVALID", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT",
-          429: "RATE_LIMITED", 500: "INTERNAL", 502: "BAD_GATEWAY", 503: "UNAVAILABLE", 504: "TIMEOUT"}
+# SRV `crates/basilica-api/src/error.rs` `impl IntoResponse`: codes, and `retryable` true only for the
+# transient kinds (timeouts, upstream/validator communication, service unavailable) — never for 429.
+_CODES = {400: "BAD_REQUEST", 401: "AUTH_ERROR", 402: "INSUFFICIENT_BALANCE", 403: "AUTHZ_ERROR",
+          404: "NOT_FOUND", 408: "TIMEOUT", 409: "CONFLICT", 429: "RATE_LIMIT", 500: "INTERNAL_ERROR",
+          502: "HTTP_CLIENT_ERROR", 503: "SERVICE_UNAVAILABLE", 504: "TIMEOUT"}
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -114,12 +118,15 @@ class TwinState:
         self.nodes: tuple[Node, ...] = DEFAULT_NODES
         self.host: ActorHost | None = None  # set: deployments really run (deployment_host.py)
         self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per API token
+        self.extra_admin: dict[str, Any] = {}  # path → callable, served under /_twin/
+        self.state_model = "srv"  # or "operator": see basilica_deployments.Status.state
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.rentals: dict[str, dict] = {}
             self.deployments: dict[str, TwinDeployment] = {}
+            self.ids_by_name: dict[str, str] = {}  # SRV `deployment_instance_mappings`: (user, name) → UUID
             self.hits: dict[str, deque[float]] = {}
             self.ssh_key: dict | None = None
             self.faults: dict[str, deque[Fault]] = {}
@@ -136,7 +143,8 @@ class TwinState:
         return None
 
     def over_rate_limit(self, client: str) -> bool:
-        """A sliding window per API token, like a per-client limiter (429 when over)."""
+        """A window per client (SRV `api/middleware/rate_limit.rs`: governor, default 60/min per client IP;
+        that version rebuilt its limiter per request, so it never fired: off unless a test sets it)."""
         if self.rate_limit is None:
             return False
         limit, window = self.rate_limit
@@ -153,7 +161,13 @@ class TwinState:
     def status(self, d: TwinDeployment) -> Status:
         if self.host is None:
             return simulated_status(d, self.ready_after_polls)
-        return hosted_status(d, self.host.status(d.id))
+        return hosted_status(d, self.host.status(d.id), time.monotonic() - d.born)
+
+    def detail(self, d: TwinDeployment, with_token: bool = False) -> dict:
+        return detail_view(d, self.status(d), with_token=with_token, state_model=self.state_model)
+
+    def summary(self, d: TwinDeployment) -> dict:
+        return summary_view(d, self.status(d), state_model=self.state_model)
 
     def add_rental(self, offer: dict, name: str | None = None, status: str = "running") -> dict:
         with self.lock:
@@ -256,14 +270,21 @@ def _health(st: TwinState, m, q, body) -> tuple[int, Any]:
 
 
 def _create_deployment(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
+    """SRV handlers.rs `create_deployment`: the name maps to a UUID stable per (user, name); a live
+    deployment of that name is returned as it is (200, no second deployment, new body ignored); a
+    deleted one is reactivated under the same UUID (200); otherwise a new one (201)."""
     problem = validate(body)
     if problem:
         raise TwinError(400, problem)
-    d = new_deployment(body, st.deployment_url, st.nodes, now_iso())
+    known = st.ids_by_name.get(body["instanceName"])
+    if known in st.deployments:
+        return 200, st.detail(st.deployments[known])
+    d = new_deployment(body, st.deployment_url, st.nodes, now_iso(), dep_id=known)
     st.deployments[d.id] = d
+    st.ids_by_name[d.friendly_name] = d.id
     if st.host is not None and d.node is not None:
         st.host.start(d.id, body["image"])
-    return 201, detail_view(d, st.status(d), with_token=True)
+    return (200 if known else 201), st.detail(d, with_token=True)
 
 
 def _deployment(st: TwinState, dep_id: str) -> TwinDeployment:
@@ -275,11 +296,11 @@ def _deployment(st: TwinState, dep_id: str) -> TwinDeployment:
 def _get_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
     d = _deployment(st, m.group(1))
     d.polls += 1
-    return 200, detail_view(d, st.status(d))
+    return 200, st.detail(d)
 
 
 def _list_deployments(st: TwinState, m, q, body) -> tuple[int, Any]:
-    views = [summary_view(d, st.status(d)) for d in st.deployments.values()]
+    views = [st.summary(d) for d in st.deployments.values()]
     return 200, {"deployments": views, "total": len(views)}
 
 
@@ -331,7 +352,7 @@ ROUTES = [
 
 def _error_body(status: int, message: str, code: str | None = None) -> dict:
     return {"error": {"code": code or f"BASILICA_API_{_CODES.get(status, 'ERROR')}", "message": message,
-                      "timestamp": now_iso(), "retryable": status == 429 or status >= 500}}
+                      "timestamp": now_iso(), "retryable": status in (408, 502, 503, 504)}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -353,7 +374,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_twin/"):
             return self._send(*_admin(st, self.command, path, body))
         with st.lock:
-            st.requests.append({"method": self.command, "path": path, "query": query, "body": body})
+            st.requests.append({"method": self.command, "path": path, "query": query, "body": body,
+                                "at": time.time()})
         fault = st.next_fault(self.command, path)
         if fault:
             time.sleep(fault.delay)
@@ -363,8 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/health" and auth != f"Bearer {st.token}":
             code = "BASILICA_API_AUTH_MISSING" if not auth else "BASILICA_API_AUTH_INVALID"
             return self._send(401, _error_body(401, "Invalid or missing API token", code))
-        if st.over_rate_limit(auth):
-            return self._send(429, _error_body(429, "Rate limit exceeded"))
+        if st.over_rate_limit(auth):  # SRV error.rs: RateLimitExceeded → 429, retryable false, no Retry-After
+            return self._send(429, _error_body(429, "Too many requests. Please try again later.",
+                                                "BASILICA_API_RATE_LIMIT"))
         answer = self._route(st, path, query, body)
         if fault and fault.status and fault.after:
             answer = fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message)
@@ -404,7 +427,7 @@ def _admin(st: TwinState, method: str, path: str, data: Any) -> tuple[int, Any]:
         if (method, path) == ("GET", "/_twin/requests"):
             return 200, st.requests
         if (method, path) == ("GET", "/_twin/deployments"):
-            return 200, {i: detail_view(d, st.status(d)) for i, d in st.deployments.items()}
+            return 200, {i: st.detail(d) for i, d in st.deployments.items()}
         if (method, path) == ("POST", "/_twin/faults"):
             queue = st.faults.setdefault(data["route"], deque())
             for spec in data["faults"]:
@@ -420,10 +443,12 @@ def _admin(st: TwinState, method: str, path: str, data: Any) -> tuple[int, Any]:
                 return 404, _error_body(404, f"no offering {data['offering_id']}")
             return 201, _public(st.add_rental(offer, data.get("name"), data.get("status", "running")))
         if (method, path) == ("PATCH", "/_twin/config"):
-            for key in ("token", "balance", "deployment_url", "ready_after_polls"):
+            for key in ("token", "balance", "deployment_url", "ready_after_polls", "state_model"):
                 if key in data:
                     setattr(st, key, data[key])
             return 200, {"ok": True}
+        if method == "GET" and path in st.extra_admin:  # a test's or benchmark's own read-out
+            return 200, st.extra_admin[path]()
         if (method, path) == ("POST", "/_twin/reset"):
             st.reset()
             return 200, {"ok": True}

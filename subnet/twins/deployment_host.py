@@ -40,6 +40,8 @@ class Hosted:
 
 def actor_url(session: Any) -> str:
     """The Actor server's base URL behind a runtime session (process or Docker)."""
+    if getattr(session, "base_url", None):  # a stand-in Actor (benchmarks)
+        return str(session.base_url)
     inner = getattr(session, "_inner", session)  # DockerSession wraps an AffinetesSession
     return str(inner._env._backend._http_executor.base_url)
 
@@ -47,9 +49,11 @@ def actor_url(session: Any) -> str:
 class ActorHost:
     """Starts and stops deployments' Actors on a private event loop (the twin's HTTP threads are sync)."""
 
-    def __init__(self, runtime: Any, resolve: Resolve | None = None) -> None:
+    def __init__(self, runtime: Any, resolve: Resolve | None = None, start_delay: Callable[[str], float] | None = None):
+        """`start_delay(image)`: seconds a deployment takes before its container starts (pulls, scheduling)."""
         self.runtime = runtime
         self.resolve = resolve or (lambda image: image)
+        self.start_delay = start_delay
         self._hosted: dict[str, Hosted] = {}
         self._stops: dict[str, asyncio.Event] = {}
         self._done: dict[str, Future] = {}
@@ -79,12 +83,18 @@ class ActorHost:
     def close(self) -> None:
         for key in list(self._done):
             self.stop(key)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_drain(), self._loop).result(timeout=15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _serve(self, key: str, image: str) -> None:
         stop = asyncio.Event()
         self._stops[key] = stop
+        if self.start_delay is not None:
+            await asyncio.sleep(self.start_delay(image))
         digest = image.rsplit("@", 1)[-1] if "@" in image else "sha256:" + "0" * 64
         submission = Submission(0, f"twin-{key[:8]}", self.resolve(image), digest, image)
         try:
@@ -112,6 +122,14 @@ class FrontRequest:
     deployment_id: str
     path: str
     token_ok: bool  # the request carried the deployment's current share token
+
+
+async def _drain() -> None:
+    """Cancel whatever is still running on the host's loop (Actors mid-start) and wait for it."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 TokenLookup = Callable[[str], "tuple[str | None, str | None] | None"]  # id → (token, actor url) or None

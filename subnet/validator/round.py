@@ -128,8 +128,11 @@ class RoundEngine:
                     self._started_one()
                 outcome.gpu_type = getattr(actor, "gpu_type", None)
                 outcome.hourly_price = getattr(actor, "hourly_price", None)
-                # Nobody's clock runs while another Actor is still booting on shared hardware.
-                await self._all_started.wait()
+                # Nobody's clock runs while another Actor is still booting on shared hardware. A
+                # runtime whose Actors each have their own machine (Basilica) skips the wait: there
+                # it would only pay for idle GPUs.
+                if not getattr(self.runtime, "dedicated_hardware", False):
+                    await self._all_started.wait()
                 await self._run_tasks(sub, actor, tasks, done)
         except MinerFault as fault:
             fallback = TaskOutcome(-1, fault=fault.kind, reason=fault.detail)

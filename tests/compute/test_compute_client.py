@@ -131,8 +131,8 @@ def test_reclaim_stops_and_deletes_what_the_ledger_owns(twin, client, ledger):
 
     deployments = DeploymentClient(client)
     rental = client.rent("v100-od").rental
-    deployments.create(DeploymentSpec(name="mine", image="img"), owner="validator", hourly_rate=None)
-    theirs = deployments.create(DeploymentSpec(name="theirs", image="img"), owner="other", hourly_rate=None)
+    deployments.create(DeploymentSpec(name="mine", image="img", gpu_models=["V100"]), owner="validator", hourly_rate=None)
+    theirs = deployments.create(DeploymentSpec(name="theirs", image="img", gpu_models=["V100"]), owner="other", hourly_rate=None)
     assert sorted(client.reclaim(owner="validator")) == ["mine"]
     assert sorted(twin.deployments) == [theirs.info.id]
     assert sorted(client.reclaim()) == sorted([ledger.find(rental.rental_id).name, "theirs"])

@@ -46,7 +46,7 @@ def test_rental_lifecycle_through_the_sdk(twin, sdk):
 def test_deployment_spec_is_recorded_camel_case_and_named_by_uuid(twin, sdk):
     twin.state.deployment_url = "http://127.0.0.1:9/{name}"
     res = sdk.create_deployment("actor-1", "reg/repo@sha256:" + "b" * 64, port=8000, env={"K": "v"}, cpu="2",
-                                memory="8Gi", gpu_count=2, gpu_models=["A4000"], spot=False, ttl_seconds=900,
+                                memory="8Gi", gpu_count=2, gpu_models=["RTX-A4000"], spot=False, ttl_seconds=900,
                                 public=False)
     dep_id = res.instance_name
     assert (res.friendly_name, res.state, res.public) == ("actor-1", "Active", False) and dep_id != "actor-1"
@@ -54,30 +54,35 @@ def test_deployment_spec_is_recorded_camel_case_and_named_by_uuid(twin, sdk):
     assert res.share_url == f"http://127.0.0.1:9/{dep_id}?token={twin.deployments[dep_id].share_token}"
     spec = twin.deployments[dep_id].spec
     assert spec["instanceName"] == "actor-1" and spec["ttlSeconds"] == 900 and spec["env"] == {"K": "v"}
-    assert spec["resources"] == {"cpu": "2", "memory": "8Gi", "gpus": {"count": 2, "model": ["A4000"], "spot": False}}
+    assert spec["resources"] == {"cpu": "2", "memory": "8Gi", "gpus": {"count": 2, "model": ["RTX-A4000"], "spot": False}}
     assert sdk.get_deployment(dep_id).share_token is None  # only the create answer carries it
     assert sdk.list_deployments().deployments[0].friendly_name == "actor-1"
-    assert sdk.get_deployment_logs(dep_id, False, 1) == "twin: scheduled on A4000\n"
+    assert sdk.get_deployment_logs(dep_id, False, 1) == "twin: scheduled on RTXA4000\n"  # labels match after normalising
     with pytest.raises(KeyError):
         sdk.get_deployment("actor-1")  # the friendly name is not an id
-    assert sdk.create_deployment("actor-1", "img").instance_name != dep_id  # not idempotent by name
+    again = sdk.create_deployment("actor-1", "other-img")  # idempotent by name: the same one, unchanged
+    assert again.instance_name == dep_id and again.share_token is None and len(twin.deployments) == 1
     assert sdk.delete_deployment(dep_id).state == "Terminating"
     with pytest.raises(KeyError):
         sdk.get_deployment(dep_id)
 
 
-def test_pending_deployment_becomes_active_after_polls(clean_env):
+@pytest.mark.parametrize("model, states", [("srv", ["Active", "Active"]), ("operator", ["Pending", "Active"])])
+def test_a_deployment_becomes_ready_by_replicas_whatever_its_state_says(clean_env, model, states):
     with BasilicaTwin(token=TOKEN, ready_after_polls=2) as twin:
+        twin.state.state_model = model
         sdk = basilica.BasilicaClient(base_url=twin.url, api_key=TOKEN)
         dep_id = sdk.create_deployment("slow", "img").instance_name
-        assert [sdk.get_deployment(dep_id).state for _ in range(2)] == ["Pending", "Active"]
+        seen = [sdk.get_deployment(dep_id) for _ in range(2)]
+        assert [d.state for d in seen] == states
+        assert [(d.phase, d.replicas.ready) for d in seen] == [("starting", 0), ("ready", 1)]
 
 
 def test_a_gpu_no_node_carries_stays_pending_in_scheduling(twin, sdk):
-    dep_id = sdk.create_deployment("x", "img", gpu_count=1, gpu_models=["TESLA-V100"]).instance_name
+    dep_id = sdk.create_deployment("x", "img", gpu_count=1, gpu_models=["A100"]).instance_name
     got = sdk.get_deployment(dep_id)
-    assert (got.state, got.phase, got.replicas.ready) == ("Pending", "scheduling", 0)
-    big = sdk.create_deployment("y", "img", gpu_count=1, min_gpu_memory_gb=100).instance_name
+    assert (got.state, got.phase, got.replicas.ready) == ("Active", "scheduling", 0)  # SRV: the DB state
+    big = sdk.create_deployment("y", "img", gpu_count=1, gpu_models=["H100"], min_gpu_memory_gb=100).instance_name
     assert sdk.get_deployment(big).phase == "scheduling"
 
 
