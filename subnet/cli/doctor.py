@@ -78,9 +78,14 @@ def check_basilica(api_key: str | None = None) -> list[Check]:
         fix = "check BASILICA_API_URL and BASILICA_API_TOKEN"
         return [Check("basilica", "fail", f"{settings.api_url}: {exc}", fix)]
     token = Check("basilica", "ok", f"token accepted by {settings.api_url}")
+    # Deployments take no offering id and no price: the cap chooses the GPU, it cannot bound the bill.
+    cap = Check("basilica-price-cap", "warn",
+                f"BASILICA_MAX_HOURLY_RATE {money(settings.cap)}/h picks the GPU for deployments but Basilica "
+                "takes no price cap on them; recorded prices are estimates",
+                "bound spend with SUBNET_MAX_ROUND_SPEND and SUBNET_MIN_BALANCE (docs/operator.md)")
     if bal["balance"] <= 0:
-        return [token, Check("basilica-balance", "warn", f"balance {money(bal['balance'])}", "top up the account")]
-    return [token, Check("basilica-balance", "ok", f"balance {money(bal['balance'])}")]
+        return [token, Check("basilica-balance", "warn", f"balance {money(bal['balance'])}", "top up the account"), cap]
+    return [token, Check("basilica-balance", "ok", f"balance {money(bal['balance'])}"), cap]
 
 
 def check_wallet(name: str, hotkey: str, path: Path, network: str) -> Check:

@@ -91,6 +91,8 @@ def test_doctor_json_against_the_twin(env, tmp_path, monkeypatch):
     checks = {c["name"]: c for c in out["checks"]}
     assert checks["basilica"]["status"] == "ok" and checks["basilica-balance"]["detail"] == "balance $25.00"
     assert checks["wallet"]["status"] == "warn" and checks["chain"]["status"] == "ok"
+    cap = checks["basilica-price-cap"]  # an unenforceable cap is said, with the enforceable bounds
+    assert cap["status"] == "warn" and "SUBNET_MAX_ROUND_SPEND" in cap["fix"] and "$0.44/h" in cap["detail"]
     assert result.exit_code == 0 and out["ok"] is True  # warnings alone do not fail
 
 
