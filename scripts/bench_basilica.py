@@ -18,7 +18,7 @@ Printed:
 from __future__ import annotations
 
 import argparse
-import asyncio
+import collections
 import contextlib
 import math
 import multiprocessing
@@ -40,28 +40,12 @@ from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.protocol import Submission
 from subnet.runtime.basilica import BasilicaRuntime
-from subnet.runtime.standin import EchoChallenge
+from subnet.runtime.standin import EchoChallenge, serve_http
 from subnet.twins.basilica_twin import BasilicaTwin
 from subnet.twins.deployment_host import ActorHost
 from subnet.validator.round import RoundEngine, RoundLimits
 
 TOKEN = "bench-token"
-
-
-def _serve(port: int, latency: float) -> None:
-    from aiohttp import web
-
-    async def call(request: web.Request) -> web.Response:
-        body = await request.json()
-        await asyncio.sleep(latency)
-        return web.json_response({"status": "success", "result": {"seed": body["kwargs"]["seed"]}})
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.add_routes([web.post("/call", call), web.get("/health", health)])
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
 
 
 class StandInActor:
@@ -153,6 +137,8 @@ def run_round(args, twin: RemoteTwin, home: Path) -> dict:
     outcomes = aio.run(RoundEngine(runtime, challenge, limits).run(subs, challenge.make_tasks(b"bench", args.tasks)))
     wall = time.time() - started
     verified = sum(t.verified for o in outcomes for t in o.tasks)
+    failures = collections.Counter(f"{t.fault.value if t.fault else 'infra'}: {t.reason[:80]}"
+                                   for o in outcomes for t in o.tasks if not t.verified)
     reqs = [r for r in twin.requests() if r["at"] >= started]
     creates = {r["body"]["instanceName"]: r["at"] for r in reqs if (r["method"], r["path"]) == ("POST", "/deployments")}
     by_id = {d.remote_id: d.name for d in ledger.entries("deployment")}
@@ -161,7 +147,7 @@ def run_round(args, twin: RemoteTwin, home: Path) -> dict:
     price = float(ledger.entries("deployment")[0].hourly_rate or 0)
     return {"wall": wall, "verified": verified, "requests": len(reqs), "creates": len(creates),
             "deleted": len(deletes), "paid_s": paid_s, "price": price,
-            "busiest_1s": busiest([r["at"] for r in reqs], 1.0)}
+            "busiest_1s": busiest([r["at"] for r in reqs], 1.0), "failures": failures}
 
 
 def reclaim_after_sigkill(twin: RemoteTwin, home: Path, count: int) -> tuple[int, float, int]:
@@ -203,7 +189,7 @@ def main() -> None:
     p.add_argument("--time-scale", type=float, default=30.0, help="real seconds per bench second (for dollars)")
     args = p.parse_args()
     port = free_port()
-    server = multiprocessing.Process(target=_serve, args=(port, args.latency), daemon=True)
+    server = multiprocessing.Process(target=serve_http, args=(port, args.latency), daemon=True)
     server.start()
     time.sleep(1.0)
     twin = RemoteTwin(args, port)
@@ -214,6 +200,8 @@ def main() -> None:
         bound = sum(s + busy for s in starts.values())
         print(f"round: {args.miners} miners × {args.tasks} tasks, latency {args.latency}s, start {args.start}s, "
               f"poll {args.poll}s — wall {r['wall']:.2f}s, {r['verified']}/{args.miners * args.tasks} verified")
+        for reason, count in r["failures"].most_common(3):
+            print(f"  not verified ×{count}: {reason}")
         print(f"deployments created      {r['creates']}  (affinetes' basilica mode: {args.miners * args.tasks}); "
               f"deleted {r['deleted']}, left {len(twin.deployments)}")
         print(f"API requests per round   {r['requests']}  (busiest 1 s window: {r['busiest_1s']}, limit {args.rate_limit})")

@@ -79,3 +79,21 @@ class _StandInSession:
         finally:
             rt.in_flight -= 1
             rt.per_miner[self._source] -= 1
+
+
+def serve_http(port: int, latency: float) -> None:
+    """A stand-in Actor server on loopback (blocks; run it in a child process): every `/call` answers
+    after `latency` seconds by echoing the seed. Benchmarks use it to time the real HTTP path."""
+    from aiohttp import web
+
+    async def call(request: web.Request) -> web.Response:
+        body = await request.json()
+        await asyncio.sleep(latency)
+        return web.json_response({"status": "success", "result": {"seed": body["kwargs"]["seed"]}})
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.add_routes([web.post("/call", call), web.get("/health", health)])
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)

@@ -8,6 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from subnet.cli.gpus import gpus_app
+from subnet.compute.basilica import BasilicaGPUClient
+from subnet.compute.ledger import Ledger
+from subnet.compute.settings import load_settings
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 
 TOKEN = "twin-secret-7f3a"
@@ -61,6 +64,17 @@ def env(clean_env, twin, monkeypatch):
 @pytest.fixture
 def ledger_path(env):
     return env / "home" / "state.sqlite"
+
+
+@pytest.fixture
+def ledger(ledger_path):
+    with Ledger(ledger_path) as led:
+        yield led
+
+
+@pytest.fixture
+def client(env, ledger):
+    return BasilicaGPUClient(load_settings(), ledger=ledger)
 
 
 class Cli:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal
 
@@ -20,17 +19,6 @@ from subnet.compute import (
     reconcile,
 )
 from subnet.compute.ledger import LedgerEntry
-
-
-@pytest.fixture
-def ledger(ledger_path):
-    with Ledger(ledger_path) as led:
-        yield led
-
-
-@pytest.fixture
-def client(env, ledger):
-    return BasilicaGPUClient(load_settings(), ledger=ledger)
 
 
 def test_retries_429_and_5xx_then_succeeds(twin, client, allowed_order):

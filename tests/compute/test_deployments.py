@@ -13,21 +13,14 @@ from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import LIST_GRACE_S, DeploymentClient
 from subnet.compute.deployments import DeploymentSpec, access_from, friendly_name, gpu_model_labels
 from subnet.compute.errors import BasilicaError, Unavailable
-from subnet.compute.ledger import Ledger
 from subnet.compute.settings import ConfigError, load_settings
 
 IMAGE = "r/x@sha256:" + "c" * 64
 
 
 @pytest.fixture
-def ledger(ledger_path):
-    with Ledger(ledger_path) as ledger:
-        yield ledger
-
-
-@pytest.fixture
-def deployments(env, ledger):
-    return DeploymentClient(BasilicaGPUClient(load_settings(), ledger=ledger, sleep=lambda s: None))
+def deployments(client):
+    return DeploymentClient(client)
 
 
 def spec(name="sn-0123456789ab-u1-cccc-aaaaaa", **kw) -> DeploymentSpec:
