@@ -159,15 +159,36 @@ class DeploymentClient:
         self.ledger.mark_stopped(entry.name, note="gone: not in the deployment listing")
         return True
 
+    # ---- what was charged ------------------------------------------------------------------
+
+    def settle_costs(self, limit: int = 200) -> int:
+        """Replace estimates by what Basilica billed, where its usage history lists a deployment's UUID.
+
+        The public server's usage history lists rentals only; if today's lists deployments too, their
+        real cost lands in the ledger (`total_cost`, price_source "billed"). Returns rows settled."""
+        waiting = {e.remote_id: e for e in self.ledger.entries("deployment", ["stopped"])
+                   if e.remote_id and e.total_cost is None}
+        if not waiting:
+            return 0
+        usage = self.gpu._call("read the usage history", lambda: self.gpu._sdk.list_usage_history(limit, 0))
+        settled = 0
+        for record in usage.get("rentals", []) if isinstance(usage, dict) else []:
+            entry = waiting.get(record.get("rental_id"))
+            if entry is not None and record.get("current_cost") is not None:
+                self.ledger.mark_stopped(entry.name, total_cost=Decimal(str(record["current_cost"])),
+                                         note="billed: from the usage history")
+                settled += 1
+        return settled
+
     # ---- crash recovery ------------------------------------------------------------------
 
-    def reclaim(self, owner: str, prefix: str) -> list[str]:
-        """Delete everything this validator left behind: live ledger rows of `owner`, and any listed
+    def reclaim(self, owners: set[str], prefix: str) -> list[str]:
+        """Delete everything this validator left behind: live ledger rows of `owners`, and any listed
         deployment whose friendly name starts with `prefix` (creates whose answer never arrived)."""
         listing = self.list()
         done: list[str] = []
         for entry in self.ledger.live("deployment"):
-            if entry.owner == owner and self.delete(entry.name, listing):
+            if entry.owner in owners and self.delete(entry.name, listing):
                 done.append(entry.name)
         closed = set(done)
         for d in listing:

@@ -75,7 +75,8 @@ class BasilicaRuntime:
 
     def reclaim_forgotten(self) -> list[str]:
         """Delete every deployment this validator created and a crash left behind."""
-        return self.client.reclaim(owner=self._owner, prefix=self.prefix)
+        # OWNER alone: rows written by versions before validator ids (the ledger is per state directory).
+        return self.client.reclaim(owners={self._owner, OWNER}, prefix=self.prefix)
 
     @property
     def _owner(self) -> str:
@@ -94,6 +95,10 @@ class BasilicaRuntime:
                 log.warning("deleted %d deployment(s) left behind: %s", len(left), ", ".join(left))
         except BasilicaError as exc:
             log.warning("could not reclaim leftover deployments: %s", exc)
+        try:
+            await _blocking(self.client.settle_costs)
+        except BasilicaError as exc:
+            log.info("usage history unavailable (prices stay estimates): %s", exc)
         try:
             offering = await self._cheapest()
         except InfraFault as exc:

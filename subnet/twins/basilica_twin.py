@@ -120,6 +120,7 @@ class TwinState:
         self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per API token
         self.extra_admin: dict[str, Any] = {}  # path → callable, served under /_twin/
         self.state_model = "srv"  # or "operator": see basilica_deployments.Status.state
+        self.bill_deployments: str | None = None  # an hourly rate: deleted deployments show in /billing/usage
         self.reset()
 
     def reset(self) -> None:
@@ -127,6 +128,7 @@ class TwinState:
             self.rentals: dict[str, dict] = {}
             self.deployments: dict[str, TwinDeployment] = {}
             self.ids_by_name: dict[str, str] = {}  # SRV `deployment_instance_mappings`: (user, name) → UUID
+            self.billed: dict[str, tuple[str, str]] = {}  # deployment id → (hourly rate, cost) in usage records
             self.hits: dict[str, deque[float]] = {}
             self.ssh_key: dict | None = None
             self.faults: dict[str, deque[Fault]] = {}
@@ -264,6 +266,19 @@ def _balance(st: TwinState, m, q, body) -> tuple[int, Any]:
     return 200, {"balance": st.balance, "last_updated": now_iso()}
 
 
+def _usage(st: TwinState, m, q, body) -> tuple[int, Any]:
+    """SRV `api/routes/billing.rs`: rental-centric usage records. Deployments appear only when a test sets
+    `bill_deployments` (whether today's server bills them here is open)."""
+    records = [{"rental_id": r["rental_id"], "node_id": r["provider_instance_id"], "status": r["status"],
+                "hourly_rate": str(r["hourly_cost"]), "current_cost": r["accumulated_cost"],
+                "start_time": r["created_at"], "last_updated": now_iso()} for r in st.rentals.values()]
+    records += [{"rental_id": dep_id, "node_id": "twin-node", "status": "stopped", "hourly_rate": str(rate),
+                 "current_cost": str(cost), "start_time": now_iso(), "last_updated": now_iso()}
+                for dep_id, (rate, cost) in st.billed.items()]
+    offset, limit = int(q.get("offset", 0) or 0), int(q.get("limit", 50) or 50)
+    return 200, {"rentals": records[offset:offset + limit], "total_count": len(records)}
+
+
 def _health(st: TwinState, m, q, body) -> tuple[int, Any]:
     return 200, {"status": "healthy", "version": "twin", "timestamp": now_iso(),
                  "healthy_validators": 1, "total_validators": 1}
@@ -306,6 +321,9 @@ def _list_deployments(st: TwinState, m, q, body) -> tuple[int, Any]:
 
 def _delete_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
     d = st.deployments.pop(_deployment(st, m.group(1)).id)
+    if st.bill_deployments:
+        hours = (time.monotonic() - d.born) / 3600
+        st.billed[d.id] = (st.bill_deployments, f"{float(st.bill_deployments) * hours:.6f}")
     if st.host is not None:
         threading.Thread(target=st.host.stop, args=(d.id,), daemon=True).start()
     return 200, {"instanceName": d.id, "state": "Terminating", "message": "Deployment deletion initiated"}
@@ -338,6 +356,7 @@ ROUTES = [
     ("POST", r"/ssh-keys", _register_ssh_key),
     ("DELETE", r"/ssh-keys", _delete_ssh_key),
     ("GET", r"/billing/balance", _balance),
+    ("GET", r"/billing/usage", _usage),
     ("POST", r"/deployments", _create_deployment),
     ("GET", r"/deployments", _list_deployments),
     ("GET", rf"/deployments/{_SEG}", _get_deployment),

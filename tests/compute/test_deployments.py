@@ -114,7 +114,7 @@ def test_reclaim_finds_ledger_rows_and_unledgered_deployments_by_prefix(twin, de
     # a create whose answer never came and whose row was lost with the disk: only the name says it is ours
     twin.state.deployments["x"] = twin.deployments[mine.info.id].__class__(
         id="x", friendly_name="sn-0123456789ab-u3-aaaa-000000", spec={}, url="", created_at="", node=None)
-    done = deployments.reclaim(owner="me", prefix="sn-0123456789ab-")
+    done = deployments.reclaim(owners={"me"}, prefix="sn-0123456789ab-")
     assert sorted(done) == sorted([mine.info.friendly_name, "sn-0123456789ab-u3-aaaa-000000"])
     assert list(twin.deployments) == [theirs.info.id]  # another validator's deployment is untouched
 
@@ -144,3 +144,14 @@ def test_access_takes_the_parameter_from_the_share_url():
     assert access_from("https://d.example", None, "abc", public=False).query == {"token": "abc"}
     assert access_from("https://d.example", None, None, public=False) is None  # never call without it
     assert access_from("https://d.example", None, None, public=True).query == {}
+
+
+def test_billed_costs_replace_estimates_when_the_usage_history_lists_deployments(twin, deployments, ledger):
+    created = deployments.create(spec(), owner="v", hourly_rate=Decimal("0.05"))
+    deployments.delete(spec().name)
+    assert deployments.settle_costs() == 0  # the public server bills rentals only: estimates stay
+    assert ledger.get(spec().name).total_cost is None
+    twin.state.billed[created.info.id] = ("0.07", "0.0123")  # a server that does list deployments
+    assert deployments.settle_costs() == 1
+    entry = ledger.get(spec().name)
+    assert entry.total_cost == Decimal("0.0123") and entry.error == "billed: from the usage history"
