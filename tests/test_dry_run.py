@@ -25,6 +25,7 @@ FAULTY = {
     "nan": "bad_output",  # the server encodes NaN as null
     "huge": "oversized",
     "hangs": "timeout",
+    "relayed": "wrong_answer",  # another miner's X: per-miner inputs make relaying fail
 }
 BROKEN = {
     "no_env_py": "invalid_env",
