@@ -107,10 +107,44 @@ def make_broken_env(root: Path, problem: str) -> Path:
         (folder / "env.py").write_text("def evaluate(**kwargs):\n    return {}\n")
     elif problem == "syntax_error":
         (folder / "env.py").write_text("class Actor(:\n")
-    elif problem == "import_error":
-        (folder / "env.py").write_text("import not_a_real_module_xyz\n\nclass Actor:\n    def evaluate(self, **kw):\n        return {}\n")
+    elif problem == "import_error":  # the import sits on line 2, which the reason must name
+        (folder / "env.py").write_text("import os\nimport not_a_real_module_xyz\n\nclass Actor:\n    def evaluate(self, **kw):\n        return {}\n")
     elif problem == "exits_at_import":
         (folder / "env.py").write_text("import os\nos._exit(3)\n\nclass Actor:\n    def evaluate(self, **kw):\n        return {}\n")
     else:
         raise ValueError(problem)
+    return folder
+
+
+MULTI_MODULE_ENV = """
+import time
+
+import helper
+from kernels.chain import run_chain
+
+
+class Actor:
+    def evaluate(self, task_id=0, task_key='', miner_key='', n=256, depth=4, timeout=30, **_):
+        started = time.perf_counter()
+        return {'row_sums': run_chain(task_key, miner_key, n, depth).tolist(), 'label': helper.LABEL,
+                'elapsed_ms': (time.perf_counter() - started) * 1000}
+"""
+
+
+def make_multi_module_env(root: Path, broken_sibling: bool = False) -> Path:
+    """An env split over env.py, a sibling module and a subpackage (kernels/chain.py), as a miner
+    who moves the reference kernel into its own files would write it. With `broken_sibling` the
+    sibling raises at import, at a known line (helper.py:2)."""
+    folder = root / ("broken-sibling" if broken_sibling else "multi-module")
+    (folder / "kernels").mkdir(parents=True, exist_ok=True)
+    (folder / "env.py").write_text(MULTI_MODULE_ENV)
+    helper = "LABEL = 'multi-module'\n"
+    if broken_sibling:
+        helper = "LABEL = 'broken'\nraise ImportError('helper cannot find its kernel library')\n"
+    (folder / "helper.py").write_text(helper)
+    (folder / "kernels" / "__init__.py").write_text("")
+    (folder / "kernels" / "chain.py").write_text(HONEST_CORE + "\n\ndef run_chain(task_key, miner_key, n, depth):\n"
+                                                 "    return row_sums((task_key, miner_key), n, depth)\n")
+    (folder / "requirements.txt").write_text("numpy\n")
+    (folder / "Dockerfile").write_text(DOCKERFILE)
     return folder

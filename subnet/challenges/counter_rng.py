@@ -2,7 +2,7 @@
 
 Element (i, j) of an n×n matrix with a 64-bit stream key (k0, k1) is
 
-    c = i·n + j                       (< 2^26 for n ≤ 8192)
+    c = i·n + j                       (< 2^28 for n ≤ 16384)
     h = mix32(mix32(c XOR k0) XOR k1)
     value = ((h >> 8) − 2^23) · 2^−23  (a 24-bit uniform in [−1, 1): exact in float32)
 
@@ -22,7 +22,7 @@ import numpy as np
 MASK32 = 0xFFFFFFFF
 MUL1 = 0x21F0AAAD  # both < 2^31: x·MUL < 2^32·2^31 = 2^63
 MUL2 = 0x735A2D97
-MAX_N = 8192  # keeps the counter i·n + j below 2^26
+MAX_N = 16384  # keeps the counter i·n + j below 2^28 (it must stay below 2^32)
 
 
 def stream_key(key: bytes, label: str) -> tuple[int, int]:
