@@ -79,9 +79,14 @@ def matrix_chain_row_sums(gen: Generator, task_key: bytes, miner_key: bytes, n: 
     return y.sum(dim=1).cpu().tolist()
 
 
+# Built at import, while the server starts (before it reports healthy): compiling the CUDA kernel
+# takes seconds, which must not land on the first timed call.
+GENERATOR = Generator(pick_device())
+
+
 class Actor:
     def __init__(self) -> None:
-        self.gen = Generator(pick_device())
+        self.gen = GENERATOR
         self.device = str(self.gen.device)
 
     def evaluate(self, task_id=0, version=VERSION, task_key="", miner_key="", n=256, depth=4, timeout=30.0, **_):
