@@ -12,6 +12,7 @@ pytestmark = pytest.mark.docker
 
 
 def test_multi_module_env_is_paid_and_a_broken_one_says_why_in_docker(docker_client, base_image, tmp_path):
+    # (Leaks are checked by test_dry_run_docker.py; a check here would see other runs' containers.)
     good = make_multi_module_env(tmp_path)
     broken = make_multi_module_env(tmp_path, broken_sibling=True)
     report = run_dry_run("--env", str(good), "--env", str(broken), "--tasks", "2", "--n", "64", "--depth", "2",
@@ -21,5 +22,3 @@ def test_multi_module_env_is_paid_and_a_broken_one_says_why_in_docker(docker_cli
     assert miners["multi-module"]["verified"] == 2 and miners["multi-module"]["weight"] == 1.0, miners["multi-module"]
     assert miners["broken-sibling"]["faults"] == {"start_failed": 2}, miners["broken-sibling"]
     assert "ImportError: helper cannot find its kernel library (at helper.py:2)" in miners["broken-sibling"]["reason"]
-    role = {"label": "subnet.role"}
-    assert docker_client.containers.list(all=True, filters=role) == []
