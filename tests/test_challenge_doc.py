@@ -6,14 +6,14 @@ import hashlib
 import json
 import re
 import struct
+from pathlib import Path
 
 import numpy as np
 
-from conftest import REPO
 from subnet.challenges.counter_rng import hash_counters, numpy_matrix, stream_key
 from subnet.challenges.matrix_chain import VERSION, MatrixChain, layer_scale, miner_key
 
-DOC = REPO / "docs" / "challenge.md"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "challenge.md"
 
 
 def doc_vectors() -> dict:

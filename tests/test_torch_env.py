@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ENVS
 from subnet.challenges.counter_rng import numpy_matrix
 from subnet.challenges.matrix_chain import MatrixChain
+
+ENVS = Path(__file__).resolve().parent.parent / "envs"
 
 
 @pytest.fixture(scope="module")
