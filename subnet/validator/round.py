@@ -152,7 +152,7 @@ class RoundEngine:
             self._progress(outcome.submission, result)
 
     async def _run_miner(self, sub: Submission, tasks: Sequence[Task]) -> MinerOutcome:
-        done: dict[int, TaskOutcome] = {}
+        done: dict[int, TaskOutcome | _Answered] = {}  # answered ones become outcomes in run()
         fallback: TaskOutcome | None = None
         outcome = MinerOutcome(sub)
         try:
