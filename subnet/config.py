@@ -24,10 +24,12 @@ class Settings(BaseSettings):
     netuid: int = 1
     network: str = "devchain"
 
-    # challenge
+    # challenge (matrix-chain/2; sizes: docs/challenge.md "Sizes")
     tasks: int = Field(8, ge=1, description="Tasks per miner per round")
-    n: int = Field(256, ge=8, le=8192, description="Matrix size")
-    depth: int = Field(4, ge=1, le=64, description="Layers in the chain")
+    n: int = Field(12800, ge=8, le=16384, description="Matrix size a validator runs (production)")
+    depth: int = Field(2, ge=1, le=64, description="Layers in the chain a validator runs (production)")
+    dry_run_n: int = Field(256, ge=8, le=16384, description="Matrix size of `subnet dry-run` (quick on a laptop)")
+    dry_run_depth: int = Field(4, ge=1, le=64, description="Layers of `subnet dry-run`")
 
     # round engine
     concurrency: int = Field(8, ge=1, description="Calls in flight across all miners")

@@ -1,4 +1,4 @@
-"""A whole validator round on one machine: temporary devchain, local runtime, no Basilica.
+"""A whole validator round on one machine: temporary devchain, local runtime (or Basilica's twin).
 
 Each env folder becomes a miner: a hotkey registered on a throwaway devchain that commits a
 digest-pinned reference to its env's content. The validator then takes the production path:
@@ -8,11 +8,13 @@ run the round, score, and set weights on the devchain.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
+import statistics
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from subnet.chain.devchain import DevChain
 from subnet.challenges.matrix_chain import MatrixChain
@@ -32,6 +34,48 @@ def default_env_dirs() -> list[Path]:
         if root.is_dir():
             return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
     return []
+
+
+# Packages whose Docker image takes many minutes and gigabytes to build: a default dry run in
+# Docker mode leaves such envs out (with a note) to stay quick; `--env DIR` still runs them.
+HEAVY_IN_DOCKER = {"torch"}
+
+
+def requirement_names(env_dir: Path) -> list[str]:
+    """Distribution names in the env's requirements.txt (comments, options and pins dropped)."""
+    path = env_dir / "requirements.txt"
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    names = (re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", ln.split("#")[0].strip()) for ln in lines)
+    return [m.group(0).lower() for m in names if m]
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def runnable_defaults(env_dirs: Sequence[Path], mode: str) -> tuple[list[Path], list[str]]:
+    """The default env folders a quick dry run can run in `mode`, and a one-line note per skip.
+
+    Process mode runs env.py with this Python, so an env needing a package it lacks is left out;
+    Docker mode leaves out envs whose image installs a heavy package (HEAVY_IN_DOCKER)."""
+    keep, notes = [], []
+    for env_dir in env_dirs:
+        names = requirement_names(env_dir)
+        if mode in ("process", "basilica"):  # a Basilica dry run's twin runs env folders as processes
+            missing = [n for n in names if not _installed(n)]
+            why = f"needs {', '.join(missing)}, not installed in this Python" if missing else ""
+        else:
+            heavy = sorted(HEAVY_IN_DOCKER.intersection(names))
+            why = f"its image installs {', '.join(heavy)} (gigabytes, many minutes)" if heavy else ""
+        if why:
+            notes.append(f"skipped {env_dir.name}: {why}; run it with --env {env_dir}")
+        else:
+            keep.append(env_dir)
+    return keep, notes
 
 
 def repository_name(env_dir: Path) -> str:
@@ -55,6 +99,37 @@ async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progres
         finally:
             store.close()
             chain.close()
+
+
+async def dry_run_rounds(
+    env_dirs: Sequence[Path], runtime, settings: Settings, rounds: int, progress: ProgressFn | None = None
+) -> list[RoundReport]:
+    """`rounds` independent rounds (fresh tasks each), for telling a real change from noise."""
+    return [await dry_run(env_dirs, runtime, settings, progress) for _ in range(rounds)]
+
+
+def spread(reports: Sequence[RoundReport]) -> list[dict[str, Any]]:
+    """Per env over the rounds: the range of its p50 latency, score, weight and accuracy."""
+    by_env: dict[str, list] = {}
+    for report in reports:
+        for miner in report.miners:
+            by_env.setdefault(miner.env, []).append(miner)
+    rows = []
+    for env, miners in by_env.items():
+        p50s = [m.latency_ms_p50 for m in miners if m.latency_ms_p50 is not None]
+        rows.append({
+            "env": env,
+            "rounds": len(miners),
+            "p50_ms_min": min(p50s, default=None),
+            "p50_ms_median": statistics.median(p50s) if p50s else None,
+            "p50_ms_max": max(p50s, default=None),
+            "score_min": min(m.score for m in miners),
+            "score_max": max(m.score for m in miners),
+            "weight_min": min(m.weight for m in miners),
+            "weight_max": max(m.weight for m in miners),
+            "accuracy_min": min(m.accuracy for m in miners),
+        })
+    return sorted(rows, key=lambda r: -r["weight_max"])
 
 
 def _commit_envs(chain: DevChain, env_dirs: Sequence[Path], netuid: int) -> tuple[dict[str, str], dict[str, str]]:

@@ -30,3 +30,20 @@ def docker_client():
         pytest.skip(f"no Docker daemon answers: {exc}")
     yield client
     client.close()
+
+
+def torch_required() -> bool:
+    return os.environ.get("SUBNET_REQUIRE_TORCH", "") not in ("", "0", "false")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """torch, for the torch env's tests: skipped where torch is not installed, unless CI
+    (SUBNET_REQUIRE_TORCH=1) requires it, where that skip becomes a failure."""
+    try:
+        import torch as module
+    except ImportError as exc:
+        if torch_required():
+            pytest.fail(f"SUBNET_REQUIRE_TORCH is set but torch cannot be imported: {exc}")
+        pytest.skip(f"torch is not installed: {exc}")
+    return module

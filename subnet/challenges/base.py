@@ -1,15 +1,18 @@
 """The challenge plugin protocol.
 
-Tasks are derived from a round seed the miners cannot predict; `verify` runs after the answer has
-arrived and may draw its own fresh randomness (which rows to check), so an Actor cannot know what
-will be checked. `verify` is pure CPU work with no I/O; the round engine runs it off the event loop.
+Tasks are derived from a round seed the miners cannot predict; each miner gets its own payload
+(`payload(task, hotkey)`). `receive` runs the moment an answer arrives: it checks the answer's shape
+and keeps only what verification needs (drawing fresh randomness, e.g. which rows to check, so an
+Actor cannot know what will be checked). `verify` then judges every miner's claim of one task in
+one pass, so work shared by all miners (a task's matrices) is done once per task. Both are pure CPU
+work with no I/O; the round engine runs `verify` off the event loop.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from subnet.protocol import FaultKind
 
@@ -36,6 +39,15 @@ class Verdict:
         return cls(False, fault, reason)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What `receive` kept of one miner's answer: a verdict reached already, or data for `verify`."""
+
+    hotkey: str
+    verdict: Verdict | None = None
+    data: Any = None
+
+
 class Challenge(Protocol):
     name: str
     version: int
@@ -45,7 +57,13 @@ class Challenge(Protocol):
 
     def make_tasks(self, round_seed: bytes, count: int) -> list[Task]: ...
 
-    def verify(self, task: Task, answer: Any) -> Verdict: ...
+    def payload(self, task: Task, hotkey: str) -> Mapping[str, Any]: ...
+
+    def receive(self, task: Task, hotkey: str, answer: Any) -> Claim: ...
+
+    def verify(self, task: Task, claims: Sequence[Claim]) -> list[Verdict]:
+        """One verdict per claim, in order (a claim holding a verdict keeps it)."""
+        ...
 
 
 def task_seed(round_seed: bytes, index: int) -> int:

@@ -1,4 +1,5 @@
-"""`subnet dry-run`: one full local round on the embedded defaults, with a leaderboard."""
+"""`subnet dry-run`: full local rounds on the embedded defaults, with a leaderboard and, over
+several rounds, each env's latency and score spread."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rich.table import Table
 from subnet import aio
 from subnet.cli import app
 from subnet.config import Settings
-from subnet.dryrun import default_env_dirs, dry_run
+from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
 from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime
 from subnet.validator.report import RoundReport
 
@@ -28,49 +29,85 @@ class Mode(str, Enum):
     basilica = "basilica"
 
 
+_DEFAULTS = Settings.model_fields
+
+
+def _default(name: str) -> str:
+    return str(_DEFAULTS[name].default)
+
+
 @app.command("dry-run")
 def dry_run_command(
-    env: Optional[List[Path]] = typer.Option(None, "--env", help="Env folder (repeatable); default: every folder in envs/"),
+    env: Optional[List[Path]] = typer.Option(None, "--env", help="Env folder (repeatable) (default: every folder in envs/)"),
     mode: Mode = typer.Option(Mode.auto, "--mode", help="Runtime: auto picks docker when a daemon answers, else process"),
-    tasks: Optional[int] = typer.Option(None, "--tasks", min=1, help="Tasks per miner"),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Calls in flight overall"),
-    n: Optional[int] = typer.Option(None, "--n", min=8, help="Matrix size"),
-    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="Layers in the chain"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Deadline per call, seconds"),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Independent rounds; >1 adds each env's latency and score spread"),
+    tasks: Optional[int] = typer.Option(None, "--tasks", min=1, show_default=False,
+                                        help=f"Tasks per miner (default {_default('tasks')}, as the validator; SUBNET_TASKS)"),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, show_default=False,
+                                              help=f"Calls in flight overall (default {_default('concurrency')}, as the validator)"),
+    n: Optional[int] = typer.Option(None, "--n", min=8, show_default=False,
+                                    help=f"Matrix size (default {_default('dry_run_n')}; the validator runs {_default('n')}; SUBNET_DRY_RUN_N)"),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1, show_default=False,
+                                        help=f"Layers (default {_default('dry_run_depth')}; the validator runs {_default('depth')}; SUBNET_DRY_RUN_DEPTH)"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, show_default=False,
+                                            help=f"Deadline per call, seconds (default {_default('call_timeout')}, as the validator)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables"),
 ) -> None:
-    """Register each env as a miner on a temporary devchain, run one round, print the leaderboard."""
-    overrides = {"tasks": tasks, "concurrency": concurrency, "n": n, "depth": depth, "call_timeout": timeout}
-    settings = Settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    env_dirs = [p.resolve() for p in env] if env else default_env_dirs()
+    """Register each env as a miner on a temporary devchain, run rounds, print the leaderboard."""
+    base = Settings()
+    overrides = {"n": n or base.dry_run_n, "depth": depth or base.dry_run_depth,
+                 "tasks": tasks, "concurrency": concurrency, "call_timeout": timeout}
+    settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     err = Console(stderr=True, soft_wrap=True)
+    env_dirs = [p.resolve() for p in env] if env else default_env_dirs()
     if not env_dirs:
         err.print("[red]error:[/] no env folders: pass --env DIR or run from a checkout with envs/")
         raise typer.Exit(2)
     chosen, why = choose_dry_run_mode(mode.value, env_dirs)
     if why:
         err.print(f"[yellow]note:[/] {why}")
+    if not env:
+        env_dirs, notes = runnable_defaults(env_dirs, chosen)
+        for note in notes:
+            err.print(f"note: {note}", style="yellow", markup=False)
     try:
         runtime = dry_run_runtime(chosen, settings)
     except RuntimeUnavailable as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
     try:
-        report = _run_with_progress(env_dirs, runtime, settings, err)
+        reports = _run_with_progress(env_dirs, runtime, settings, rounds, err)
     finally:
-        getattr(runtime, "close", lambda: None)()
+        getattr(runtime, "close", lambda: None)()  # the Basilica twin of `--mode basilica`
     if as_json:
-        sys.stdout.write(json.dumps(report.to_json()) + "\n")
-    else:
-        print_report(report, Console())
+        data = reports[0].to_json() if rounds == 1 else {"rounds": [r.to_json() for r in reports], "spread": spread(reports)}
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    console = Console()
+    for report in reports:
+        print_report(report, console)
+    if rounds > 1:
+        print_spread(spread(reports), console)
 
 
-def _run_with_progress(env_dirs, runtime, settings: Settings, console: Console) -> RoundReport:
-    total = len(env_dirs) * settings.tasks
+def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console) -> list[RoundReport]:
+    total = len(env_dirs) * settings.tasks * rounds
     columns = (TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task("tasks", total=total)
-        return aio.run(dry_run(env_dirs, runtime, settings, lambda _s, _o: bar.advance(job)))
+        return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+
+
+def print_spread(rows: list[dict], console: Console) -> None:
+    table = Table(title=f"spread over {rows[0]['rounds'] if rows else 0} rounds (p50 latency per round; score and weight range)")
+    for column in ("env", "p50 ms min", "median", "max", "score", "weight", "worst accuracy"):
+        table.add_column(column, justify="left" if column == "env" else "right", no_wrap=column == "env")
+    ms = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    for r in rows:
+        table.add_row(r["env"], ms(r["p50_ms_min"]), ms(r["p50_ms_median"]), ms(r["p50_ms_max"]),
+                      f"{r['score_min']:.3f}–{r['score_max']:.3f}", f"{r['weight_min']:.3f}–{r['weight_max']:.3f}",
+                      f"{r['accuracy_min']:.2f}")
+    console.print(table)
 
 
 def print_report(report: RoundReport, console: Console) -> None:

@@ -6,7 +6,8 @@ not reproducible). This stage installs the affinetes HTTP server from exact PyPI
 Layout inside the image:
 - `/opt/subnet-actor/lib`   the pinned server packages (`pip --target`, no deps resolution)
 - `/opt/subnet-actor/serve.py`   starts affinetes' server template on 0.0.0.0:8000
-- `/app/env.py`             the miner's Actor (the template hard-codes this path)
+- `/app/env.py`             the miner's Actor (the template hard-codes this path); `/app` is a
+                            package root, so env.py may import its sibling modules and subpackages
 
 The server packages are appended to `sys.path` *after* the env's own site-packages, so an env
 that pins its own pydantic/fastapi keeps them; the server only fills in what is missing.
@@ -14,9 +15,11 @@ that pins its own pydantic/fastapi keeps them; the server only fills in what is 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 from subnet.protocol import ACTOR_PORT
+from subnet.runtime import env_loader
 
 AFFINETES_VERSION = "0.2.0"
 ACTOR_UID = 10001
@@ -43,7 +46,7 @@ click==8.1.8
 h11==0.16.0
 """
 
-SERVE_PY = f'''\
+_SERVE_HEAD = f'''\
 """Start affinetes' HTTP server template (pinned, from {SERVER_DIR}/lib) for /app/env.py."""
 import os
 import sys
@@ -64,13 +67,26 @@ if "--check" in sys.argv:  # build-time smoke test: the server imports, env.py i
         sys.exit("subnet: /app/env.py is missing: the env Dockerfile must `WORKDIR /app` and `COPY . .`")
     sys.exit(0)
 
-import uvicorn
+# ---- subnet.runtime.env_loader, verbatim: the process runtime loads envs with the same code ----
+'''
+
+_SERVE_TAIL = f'''
+# ---- end of env_loader ----
+
+# /app first on sys.path (a package root, as for any script); a failure exits with one line.
+module = load_or_exit("/app/env.py")
 
 # Importing the template as a top-level module (not `affinetes.templates.http_server`) keeps
 # affinetes' client side, and its many dependencies, out of the image.
-uvicorn.run("http_server:app", host="0.0.0.0", port={ACTOR_PORT}, app_dir=TEMPLATES, workers=1,
-            log_level="warning", access_log=False)
+sys.path.insert(0, TEMPLATES)
+import http_server  # noqa: E402
+import uvicorn  # noqa: E402
+
+install(http_server, module)
+uvicorn.run(http_server.app, host="0.0.0.0", port={ACTOR_PORT}, workers=1, log_level="warning", access_log=False)
 '''
+
+SERVE_PY = _SERVE_HEAD + inspect.getsource(env_loader) + _SERVE_TAIL
 
 
 def wrapper_dockerfile(base_image_id: str, base_config: Mapping[str, Any] | None = None) -> str:

@@ -1,8 +1,9 @@
 """Serve an env folder's Actor with affinetes' own HTTP server, outside a container.
 
 The in-image server (`affinetes.templates.http_server`) hard-codes `/app/env.py`; here the same
-FastAPI app is served by uvicorn with only the loader pointed at another folder, so the process
-runtime speaks exactly the protocol a container does. Usage:
+FastAPI app is served by uvicorn with the env loaded by `subnet.runtime.env_loader` first, the
+loader every Actor image uses too: the env folder is a package root, and a failure to load ends
+the process with one line naming the env's own exception and line. Usage:
 
     python -m subnet.runtime.actor_host --env DIR --port PORT
 """
@@ -10,25 +11,9 @@ runtime speaks exactly the protocol a container does. Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
-
-def _loader_for(env_file: Path):
-    def load_user_env() -> None:
-        from affinetes.templates import http_server
-
-        spec = importlib.util.spec_from_file_location("user_env", env_file)
-        if spec is None or spec.loader is None:
-            raise RuntimeError(f"cannot load {env_file}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["user_env"] = module
-        spec.loader.exec_module(module)
-        http_server.user_module = module
-        http_server.user_actor = None
-
-    return load_user_env
+from subnet.runtime import env_loader
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,13 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", required=True, type=int)
     args = parser.parse_args(argv)
 
-    env_dir = args.env.resolve()
-    sys.path.insert(0, str(env_dir))  # env.py may import modules beside it, as in /app
+    module = env_loader.load_or_exit(str(args.env.resolve() / "env.py"))
 
     import uvicorn
     from affinetes.templates import http_server
 
-    http_server._load_user_env = _loader_for(env_dir / "env.py")
+    env_loader.install(http_server, module)
     uvicorn.run(http_server.app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

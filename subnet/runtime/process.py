@@ -25,6 +25,7 @@ import httpx
 from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.protocol import FaultKind, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.runtime.env_loader import FAILURE_PREFIX
 from subnet.text import one_line
 
 # Variables a Python process needs to run; everything else of the validator's stays behind.
@@ -102,10 +103,12 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\
 
 
 def _tail(log) -> str:
-    """The most telling line the server printed: its last exception line, else its last line."""
+    """The most telling line the server printed: the env loader's reason (the env's exception,
+    file and line), else its last exception line, else its last line."""
     log.seek(0)
     lines = [ln for ln in log.read()[-8000:].decode(errors="replace").splitlines() if ln.strip()]
-    telling = [ln for ln in lines if _EXCEPTION_LINE.match(ln.strip())]
+    reasons = [ln for ln in lines if ln.startswith(FAILURE_PREFIX)]
+    telling = reasons or [ln for ln in lines if _EXCEPTION_LINE.match(ln.strip())]
     return one_line((telling or lines or ["no output"])[-1])
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping, Sequence
 
-from subnet.challenges.base import Task, Verdict, task_seed
+from subnet.challenges.base import Claim, Task, Verdict, task_seed
 from subnet.protocol import FaultKind, MinerFault, Submission
 
 
@@ -25,10 +25,16 @@ class EchoChallenge:
     def make_tasks(self, round_seed: bytes, count: int) -> list[Task]:
         return [Task(i, task_seed(round_seed, i), {"seed": task_seed(round_seed, i)}) for i in range(count)]
 
-    def verify(self, task: Task, answer: Any) -> Verdict:
+    def payload(self, task: Task, hotkey: str) -> Mapping[str, Any]:
+        return task.payload
+
+    def receive(self, task: Task, hotkey: str, answer: Any) -> Claim:
         if isinstance(answer, dict) and answer.get("seed") == task.seed:
-            return Verdict.accept()
-        return Verdict.reject(FaultKind.WRONG_ANSWER, "seed not echoed")
+            return Claim(hotkey, Verdict.accept())
+        return Claim(hotkey, Verdict.reject(FaultKind.WRONG_ANSWER, "seed not echoed"))
+
+    def verify(self, task: Task, claims: Sequence[Claim]) -> list[Verdict]:
+        return [c.verdict for c in claims]
 
 
 class StandInRuntime:

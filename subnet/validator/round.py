@@ -7,7 +7,9 @@ still booting on shared hardware. Bounds: at most
 waiting on its own limit holds no global slot); a validator-side deadline on every call; and a
 breaker that fails a miner's remaining tasks after `breaker_faults` consecutive timeouts or
 crashes, so a dead Actor costs one deadline, not one per task. Latency is the validator's own
-clock around the call; verification runs after the answer, off the event loop.
+clock around the call. Each answer is reduced to a small claim on arrival (`Challenge.receive`);
+once every miner is done, each task's claims are verified together in one pass off the event loop
+(`Challenge.verify`), so work shared by all miners of a task is done once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from subnet.challenges.base import Challenge, Task
+from subnet.challenges.base import Challenge, Claim, Task, Verdict
 from subnet.protocol import EVALUATE_METHOD, FaultKind, InfraFault, MinerFault, Submission
 from subnet.text import one_line
 from subnet.runtime.base import ActorSession, Runtime
@@ -80,6 +82,15 @@ class MinerOutcome:
 ProgressFn = Callable[[Submission, TaskOutcome], None]
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """An answered task waiting for its task's batched verification."""
+
+    task_index: int
+    claim: Claim
+    latency_ms: float
+
+
 class _Breaker:
     """Trips after `limit` consecutive deadline/crash faults; then remaining tasks fail fast."""
 
@@ -113,10 +124,35 @@ class RoundEngine:
         if not submissions:
             return []
         self._progress = progress or (lambda _s, _o: None)
-        return list(await asyncio.gather(*(self._run_miner(s, tasks) for s in submissions)))
+        outcomes = list(await asyncio.gather(*(self._run_miner(s, tasks) for s in submissions)))
+        for task in tasks:
+            await self._verify_task(task, outcomes)
+        return outcomes
+
+    async def _verify_task(self, task: Task, outcomes: list[MinerOutcome]) -> None:
+        """Judge every miner's claim on `task` in one call and replace them by outcomes."""
+        slots = [(o, i) for o in outcomes for i, t in enumerate(o.tasks)
+                 if isinstance(t, _Answered) and t.task_index == task.index]
+        if not slots:
+            return
+        claims = [o.tasks[i].claim for o, i in slots]
+        try:
+            if self.challenge.verify_in_thread:
+                verdicts = await asyncio.to_thread(self.challenge.verify, task, claims)
+            else:
+                verdicts = self.challenge.verify(task, claims)
+        except Exception as exc:  # noqa: BLE001 - a verifier bug is the validator's, not the miners'
+            log.exception("verification of task %d failed", task.index)
+            verdicts = [Verdict(False, None, f"validator error: {type(exc).__name__}: {one_line(str(exc))}")] * len(claims)
+        for (outcome, i), verdict in zip(slots, verdicts):
+            answered = outcome.tasks[i]
+            result = TaskOutcome(task.index, verified=verdict.ok, fault=verdict.fault, reason=verdict.reason,
+                                 latency_ms=answered.latency_ms, infra=not verdict.ok and verdict.fault is None)
+            outcome.tasks[i] = result
+            self._progress(outcome.submission, result)
 
     async def _run_miner(self, sub: Submission, tasks: Sequence[Task]) -> MinerOutcome:
-        done: dict[int, TaskOutcome] = {}
+        done: dict[int, TaskOutcome | _Answered] = {}  # answered ones become outcomes in run()
         fallback: TaskOutcome | None = None
         outcome = MinerOutcome(sub)
         try:
@@ -160,17 +196,21 @@ class RoundEngine:
         breaker = _Breaker(self.limits.breaker_faults)
 
         async def one(task: Task) -> None:
-            result = await self._run_task(actor, task, per_miner, breaker)
+            result = await self._run_task(sub, actor, task, per_miner, breaker)
             done[task.index] = result
-            self._progress(sub, result)
+            if isinstance(result, TaskOutcome):  # answered tasks report once verified
+                self._progress(sub, result)
 
         await asyncio.gather(*(one(t) for t in tasks))
 
-    async def _run_task(self, actor: ActorSession, task: Task, per_miner: asyncio.Semaphore, breaker: _Breaker) -> TaskOutcome:
+    async def _run_task(
+        self, sub: Submission, actor: ActorSession, task: Task, per_miner: asyncio.Semaphore, breaker: _Breaker
+    ) -> TaskOutcome | _Answered:
         async with per_miner:
             if breaker.tripped:
                 return _failed(task, breaker.tripped, "after repeated failures: ")
-            kwargs = {"task_id": task.index, **task.payload, "timeout": self.limits.call_timeout}
+            payload = self.challenge.payload(task, sub.hotkey)
+            kwargs = {"task_id": task.index, **payload, "timeout": self.limits.call_timeout}
             async with self._calls:
                 started = time.perf_counter()
                 try:
@@ -182,13 +222,8 @@ class RoundEngine:
                     return TaskOutcome(task.index, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
                 latency_ms = (time.perf_counter() - started) * 1000.0
             breaker.record(None)
-        if self.challenge.verify_in_thread:
-            verdict = await asyncio.to_thread(self.challenge.verify, task, answer)
-        else:
-            verdict = self.challenge.verify(task, answer)
-        if not verdict.ok:
-            return TaskOutcome(task.index, fault=verdict.fault, reason=verdict.reason, latency_ms=latency_ms)
-        return TaskOutcome(task.index, verified=True, latency_ms=latency_ms)
+        # Cheap (shape checks, k sampled numbers kept): the full answer is not held until verification.
+        return _Answered(task.index, self.challenge.receive(task, sub.hotkey, answer), latency_ms)
 
 
 def _failed(task: Task, fault: MinerFault, prefix: str = "") -> TaskOutcome:
