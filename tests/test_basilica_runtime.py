@@ -158,7 +158,7 @@ def test_a_lost_token_is_regenerated_and_a_call_never_goes_out_without_one(twin,
     import subnet.twins.basilica_deployments as twin_deployments
 
     real = twin_deployments.detail_view
-    monkeypatch.setattr("subnet.twins.basilica_twin.detail_view",
+    monkeypatch.setattr("subnet.twins.twin_state.detail_view",
                         lambda d, status, with_token=False: real(d, status, with_token=False))  # token dropped
     runtime, _ = runtime_for(tmp_path)
     (outcome,) = round_with(runtime, uids=(1,)).values()
