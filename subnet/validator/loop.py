@@ -60,6 +60,7 @@ class ValidatorLoop:
         store: Store,
         first_seen: FirstSeen,
         allow_local: bool = False,
+        observer=None,
     ) -> None:
         self.chain = chain
         self.settings = settings
@@ -67,7 +68,7 @@ class ValidatorLoop:
         self.resolve = image_resolver(allow_local)
         self.secret = load_secret(settings.home)
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
-        self.validator = Validator(chain, runtime, challenge, settings, store)
+        self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
 
     async def run_once(self) -> RoundReport:
         raws = await asyncio.to_thread(self.chain.commitments, self.settings.netuid)
