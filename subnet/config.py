@@ -7,6 +7,7 @@ and the operator guide use.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -28,7 +29,8 @@ def package_version_key(version: str | None = None) -> int:
             version = installed("subnet")
         except PackageNotFoundError:
             version = "0.0.0"
-    parts = [int("".join(ch for ch in part if ch.isdigit()) or 0) for part in version.split(".")[:3]]
+    # Leading digits of each part: "2.0.0rc1" is 2.0.0 (a pre-release never outranks its release).
+    parts = [int(re.match(r"\d*", part).group() or 0) for part in version.split(".")[:3]]
     major, minor, patch = (parts + [0, 0, 0])[:3]
     return major * 1_000_000 + minor * 1_000 + patch
 

@@ -117,6 +117,15 @@ def _env_file_sets_network() -> bool:
 
 
 def _print_summary(report: RoundReport, console: Console) -> None:
-    from subnet.cli.dryrun import print_report
+    """The round as a table that fits 80 columns (shortened image references, score kept)."""
+    from subnet.cli.validator_status import leaderboard_table
 
-    print_report(report, console)
+    data = report.to_json()
+    miners = sorted(data["miners"], key=lambda m: (-m["weight"], m["uid"]))
+    title = f"round {report.round_id} · block {report.block} · ran {report.evaluated}, cached {report.cached}"
+    console.print(leaderboard_table(miners, title=title))
+    for r in report.rejected:
+        console.print(f"  ignored commitment of {r['hotkey']}: {r['reason']}", style="yellow", markup=False)
+    if report.reveal:
+        console.print(report.reveal, markup=False)
+    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s", markup=False)
