@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS weights_sent (
   round_id INTEGER PRIMARY KEY, block INTEGER NOT NULL, status TEXT NOT NULL, weights TEXT NOT NULL,
   reveal_round INTEGER, confirmed_block INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS image_labels (digest TEXT PRIMARY KEY, hotkey TEXT, checked_at REAL NOT NULL);
 """
 
 # Tables a pre-per-subnet `state.sqlite` may hold that belong to one subnet's state.
@@ -148,6 +149,17 @@ class Store:
             "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?)",
             [(challenge, d, round_id, at) for d in digests],
         )
+
+    # -- image labels (immutable per digest, so kept once known) --------------------------------
+    def image_labels(self, digests: Iterable[str]) -> dict[str, str | None]:
+        wanted = list(digests)
+        rows = self._db.execute(
+            f"SELECT digest, hotkey FROM image_labels WHERE digest IN ({','.join('?' * len(wanted))})", wanted
+        ) if wanted else []
+        return {d: h for d, h in rows}
+
+    def save_image_label(self, digest: str, hotkey: str | None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO image_labels VALUES (?, ?, ?)", (digest, hotkey, time.time()))
 
     # -- scores --------------------------------------------------------------------------------
     def smoothed_scores(self) -> dict[str, float]:

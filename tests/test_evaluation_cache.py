@@ -153,6 +153,21 @@ def test_a_run_lost_to_infrastructure_keeps_the_stored_result(tmp_path):
     assert report.evaluated == 0  # not counted as evaluated: tried again next round
 
 
+def test_an_image_missing_from_its_registry_is_the_miners_fault_and_is_not_cached(world):
+    from subnet.protocol import FaultKind, MinerFault
+
+    world.commit("alice", 1)
+    plan = plan_round(world.chain.commitments(NETUID), lambda ref: str(ref))
+    plan.faults[digest(1)] = MinerFault(FaultKind.IMAGE_MISSING, "manifest unknown")
+    validator = Validator(world.chain, world.runtime, world.challenge, world.settings, world.store)
+    report = aio.run(validator.run_round(plan, b"seed"))
+    (alice,) = report.miners
+    assert alice.faults == {"image_missing": 3} and alice.score == 0 and world.runtime.closed == 0
+    # Once the image is pushed, the next round runs it: the failure was not cached.
+    again = world.round()
+    assert world.runtime.closed == 1 and again.miners[0].verified == 3 and not again.miners[0].cached
+
+
 def test_nobody_earning_puts_all_weight_on_the_burn_uid(tmp_path):
     w = World(tmp_path, runtime=StandInRuntime(latency_s=0.001, hang_for=frozenset({f"ghcr.io/x/a@{digest(1)}"})),
               call_timeout=0.05, burn_uid=0)

@@ -23,6 +23,7 @@ from subnet.runtime.factory import RuntimeUnavailable, make_runtime
 from subnet.observability import configure_logging, start_observability
 from subnet.state import open_subnet_store
 from subnet.text import one_line
+from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
 
@@ -75,7 +76,7 @@ def run(
         err.print(f"error: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
     loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path), allow_local=devchain,
-                         observer=observer)
+                         observer=observer, inspector=ImageInspector(store))
 
     def report(r: RoundReport) -> None:
         if as_json:

@@ -22,7 +22,8 @@ from subnet.chain.preflight import check_ready
 from subnet.challenges.base import Challenge, Task
 from subnet.commitment import ImageRef
 from subnet.config import Settings
-from subnet.protocol import FaultKind, Submission
+from subnet.protocol import FaultKind, MinerFault, Submission
+from subnet.text import one_line
 from subnet.store import Evaluation, Store, TaskRecord
 from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.report import MinerReport, RoundReport
@@ -44,6 +45,10 @@ class RoundObserver(Protocol):
 class Unresolvable(Exception):
     """A well-formed reference this validator will not run (e.g. a local-only image on chain)."""
 
+    def __init__(self, message: str, kind: str = "unresolvable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
 
 @dataclass
 class RoundPlan:
@@ -52,6 +57,8 @@ class RoundPlan:
     submissions: list[Submission] = field(default_factory=list)
     copies: list[Copy] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # digest → why its image cannot run this round (found out from the registry before any pull)
+    faults: dict[str, Exception] = field(default_factory=dict)
 
 
 def round_seed(secret: bytes, block: int) -> bytes:
@@ -74,15 +81,16 @@ def plan_round(
     resolve: Resolver,
     first_seen: FirstSeen | None = None,
     labels: dict[str, str] | None = None,
+    image_owners: dict[str, str | None] | None = None,
 ) -> RoundPlan:
     """Parse every commitment strictly, settle digest ownership, resolve what to run."""
-    scan = scan_commitments(raws, first_seen)
+    scan = scan_commitments(raws, first_seen, image_owners)
     plan = RoundPlan(copies=scan.copies, rejected=list(scan.rejected))
     for entry in scan.accepted:
         try:
             source = resolve(entry.image)
         except Unresolvable as exc:
-            plan.rejected.append(Rejection(entry.hotkey, entry.uid, str(exc), "unresolvable"))
+            plan.rejected.append(Rejection(entry.hotkey, entry.uid, str(exc), exc.kind))
             continue
         label = (labels or {}).get(entry.image.digest, str(entry.image))
         plan.submissions.append(Submission(entry.uid, entry.hotkey, source, entry.image.digest, label))
@@ -114,13 +122,16 @@ class Validator:
         if self.observer:
             self.observer.round_started(round_id)
         tasks = self.challenge.make_tasks(seed, self.settings.tasks)
-        split = split_due(plan.submissions, self.store.evaluations(key), time.time(),
+        runnable = [s for s in plan.submissions if s.digest not in plan.faults]
+        split = split_due(runnable, self.store.evaluations(key), time.time(),
                           self.settings.reeval_interval, self.settings.reeval_slice)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
         fresh = await engine.run(split.due, tasks, progress) if split.due else []
-        outcomes, evaluated, reused = self._settle(fresh, split)
+        blocked = [_fault_outcome(s, plan.faults[s.digest], tasks) for s in plan.submissions if s.digest in plan.faults]
+        outcomes, evaluated, reused = self._settle(fresh + blocked, split)
+        evaluated = [d for d in evaluated if d not in plan.faults]  # never run: nothing to cache
         copies = [_copy_outcome(c, tasks) for c in plan.copies]
-        self.store.finish_round(round_id, _records(fresh + copies))
+        self.store.finish_round(round_id, _records(fresh + blocked + copies))
         self.store.record_evaluations(key, round_id, evaluated)
         outcomes += copies
 
@@ -268,6 +279,14 @@ def _copy_outcome(copy: Copy, tasks: Sequence[Task]) -> MinerOutcome:
     """A copied image is not run at all: every task is a `copy` fault, so it earns nothing."""
     sub = Submission(copy.uid, copy.hotkey, str(copy.image), copy.image.digest, str(copy.image))
     return MinerOutcome(sub, [TaskOutcome(t.index, fault=FaultKind.COPY, reason=copy.reason) for t in tasks])
+
+
+def _fault_outcome(sub: Submission, fault: Exception, tasks: Sequence[Task]) -> MinerOutcome:
+    """An image the registry check stopped: every task carries the miner's fault, or is infra."""
+    if isinstance(fault, MinerFault):
+        return MinerOutcome(sub, [TaskOutcome(t.index, fault=fault.kind, reason=fault.detail) for t in tasks])
+    reason = f"infrastructure: {one_line(str(fault))}"
+    return MinerOutcome(sub, [TaskOutcome(t.index, reason=reason, infra=True) for t in tasks])
 
 
 def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
