@@ -69,7 +69,7 @@ class RegistryClient:
         """The image's labels. Raises MinerFault(image_missing) when the registry does not have
         the committed digest, InfraFault when the registry cannot be asked."""
         base, repo = registry_base(ref.registry), repository_path(ref)
-        manifest = await self._json(ref, base, f"/v2/{repo}/manifests/{ref.digest}", _MANIFEST_TYPES)
+        manifest = await self._manifest(ref, base, repo)
         if "manifests" in manifest:  # an index: the platform's own manifest
             chosen = _pick_platform(manifest["manifests"], platform)
             if chosen is None:
@@ -85,11 +85,23 @@ class RegistryClient:
     async def exists(self, ref: ImageRef) -> bool:
         """Whether the registry has the digest (False only on "manifest unknown")."""
         try:
-            await self._json(ref, registry_base(ref.registry), f"/v2/{repository_path(ref)}/manifests/{ref.digest}",
-                             _MANIFEST_TYPES)
+            await self._manifest(ref, registry_base(ref.registry), repository_path(ref))
         except MinerFault:
             return False
         return True
+
+    async def _manifest(self, ref: ImageRef, base: str, repo: str) -> dict:
+        try:
+            return await self._json(ref, base, f"/v2/{repo}/manifests/{ref.digest}", _MANIFEST_TYPES)
+        except InfraFault:
+            # The reference registry answers 500, not 404, when the digest is a blob rather than
+            # a manifest: the classic mistake of committing the local image id (the config digest).
+            blob = await self._get(ref, f"{base}/v2/{repo}/blobs/{ref.digest}", "*/*", method="HEAD")
+            if blob.status_code == 200:
+                raise MinerFault(FaultKind.IMAGE_MISSING,
+                                 f"{ref.pinned}: that digest is the image's config (the local image id), "
+                                 "not its manifest digest (manifest unknown)") from None
+            raise
 
     async def _json(self, ref: ImageRef, base: str, path: str, accept: str) -> dict:
         response = await self._get(ref, base + path, accept)
@@ -110,13 +122,13 @@ class RegistryClient:
             raise InfraFault(f"registry {ref.registry} sent a document that is not JSON") from None
         return data if isinstance(data, dict) else {}
 
-    async def _get(self, ref: ImageRef, url: str, accept: str) -> httpx.Response:
+    async def _get(self, ref: ImageRef, url: str, accept: str, method: str = "GET") -> httpx.Response:
         headers = {"Accept": accept}
         token = self._tokens.get((ref.registry, ref.repository))
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            return await self._client.get(url, headers=headers)
+            return await self._client.request(method, url, headers=headers)
         except httpx.HTTPError as exc:
             raise InfraFault(f"registry {ref.registry}: {type(exc).__name__}: {one_line(str(exc), 200)}") from None
 

@@ -51,6 +51,20 @@ def open_chain(
     return BittensorChain(network, wallet, substrate=substrate)
 
 
+def wallet_hotkey_address(network: str, wallet_name: str = "default", wallet_hotkey: str = "default",
+                          wallet_path: str | None = None) -> str:
+    """The address a wallet's hotkey signs as on `network`, read without touching the chain."""
+    if network == DEVCHAIN:
+        return devchain_hotkey(wallet_name, wallet_hotkey)
+    import bittensor as bt
+    from bittensor.wallet import DEFAULT_WALLET_PATH
+
+    from subnet.chain.bittensor_chain import BittensorChain
+
+    wallet = bt.Wallet(wallet_name, wallet_hotkey, wallet_path or DEFAULT_WALLET_PATH)
+    return BittensorChain(network, wallet).hotkey
+
+
 def ensure_devchain_registered(chain: Any, netuid: int, validator_permit: bool = False) -> tuple[int, bool]:
     """Register the devchain adapter's hotkey on `netuid` if needed: (uid, newly registered).
 
