@@ -54,6 +54,9 @@ class Metrics:
     def round_started(self, round_id: int) -> None:
         self.round_running.set(1)
 
+    def round_aborted(self) -> None:
+        self.round_running.set(0)
+
     def round_finished(self, report, fresh: Sequence, receipt) -> None:
         self.round_running.set(0)
         self.rounds.inc()
@@ -188,6 +191,9 @@ class Observability:
 
     def round_finished(self, report, fresh, receipt) -> None:
         self.metrics.round_finished(report, fresh, receipt)
+
+    def round_aborted(self) -> None:
+        self.metrics.round_aborted()
 
     def wrap(self, runtime: Any) -> CountingRuntime:
         return CountingRuntime(runtime, self.metrics.actors)

@@ -41,6 +41,8 @@ class RoundObserver(Protocol):
 
     def round_finished(self, report: RoundReport, fresh: Sequence[MinerOutcome], receipt: WeightsReceipt | None) -> None: ...
 
+    def round_aborted(self) -> None: ...
+
 
 class Unresolvable(Exception):
     """A well-formed reference this validator will not run (e.g. a local-only image on chain)."""
@@ -110,6 +112,14 @@ class Validator:
         self.observer = observer
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
+        try:
+            return await self._run_round(plan, seed, progress)
+        except BaseException:
+            if self.observer:
+                self.observer.round_aborted()
+            raise
+
+    async def _run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None) -> RoundReport:
         started = time.perf_counter()
         netuid = self.settings.netuid
         # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
