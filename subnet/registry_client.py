@@ -18,7 +18,7 @@ import httpx
 
 from subnet.commitment import ImageRef
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry_policy import address_problem, split_host
+from subnet.registry_policy import is_loopback_registry
 from subnet.text import one_line
 
 LABEL_HOTKEY = "io.subnet.miner.hotkey"
@@ -46,9 +46,7 @@ def registry_base(registry: str) -> str:
     """The API base URL: plain HTTP only for loopback registries (as Docker does), else HTTPS."""
     if registry == "docker.io":
         return "https://registry-1.docker.io"
-    host, _ = split_host(registry)
-    insecure = host == "localhost" or address_problem(host) == "loopback"
-    return f"{'http' if insecure else 'https'}://{registry}"
+    return f"{'http' if is_loopback_registry(registry) else 'https'}://{registry}"
 
 
 def repository_path(ref: ImageRef) -> str:

@@ -53,6 +53,12 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+def is_loopback_registry(registry: str) -> bool:
+    """`localhost[:port]` or a loopback address: a registry on this machine (dev setups)."""
+    host, _ = split_host(registry)
+    return host == "localhost" or address_problem(host) == "loopback"
+
+
 def check_registry(registry: str, allowed: Sequence[str] = (), resolve: Resolver | None = None) -> None:
     """Raise `RegistryRefused` unless validators may pull from `registry` (`host[:port]`)."""
     host, _ = split_host(registry)

@@ -55,7 +55,7 @@ def commit(
         chain = _open(network, wallet_name, wallet_hotkey, wallet_path, settings)
         hotkey = chain.hotkey
         if not no_verify:
-            verify_in_registry(image_ref, hotkey)
+            verify_in_registry(image_ref, hotkey, local_chain=network == "devchain")
         _register_on_devchain(chain, netuid)
         block = chain.commit(netuid, data)
     except NotRegistered as exc:
@@ -78,15 +78,19 @@ def registry_client():
     return RegistryClient()
 
 
-def verify_in_registry(image_ref: str, hotkey: str) -> None:
-    """Fail (one line) unless the registry has the digest and its owner label, if any, is `hotkey`."""
+def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -> None:
+    """Fail (one line) unless the registry has the digest and its owner label, if any, is `hotkey`.
+
+    On the devchain (`local_chain`) only registries on this machine are asked: a local loop must
+    not go out to public registries for references that often name nothing real."""
     from subnet import aio
     from subnet.protocol import InfraFault, MinerFault
+    from subnet.registry_policy import is_loopback_registry
     from subnet.runtime.images import is_local
 
     ref = parse_image_ref(image_ref)
-    if is_local(ref):
-        return  # a dry-run reference: there is no registry to ask
+    if is_local(ref) or (local_chain and not is_loopback_registry(ref.registry)):
+        return  # a dry-run reference, or a devchain one outside this machine: nothing to ask
 
     async def facts():
         client = registry_client()

@@ -18,6 +18,7 @@ from subnet.chain.commitments import classify
 from subnet.commitment import ImageRef
 from subnet.protocol import InfraFault, MinerFault
 from subnet.registry_client import RegistryClient
+from subnet.registry_policy import is_loopback_registry
 from subnet.runtime.images import is_local
 from subnet.store import Store
 
@@ -28,12 +29,19 @@ class Admission:
     faults: dict[str, Exception] = field(default_factory=dict)  # digest → MinerFault | InfraFault
 
 
-def candidate_refs(raws: Iterable[RawCommitment], resolve: Callable[[ImageRef], str]) -> dict[str, ImageRef]:
-    """The registry images among the commitments that the resolver (policy) accepts."""
+def candidate_refs(raws: Iterable[RawCommitment], resolve: Callable[[ImageRef], str],
+                   loopback_only: bool = False) -> dict[str, ImageRef]:
+    """The registry images among the commitments that the resolver (policy) accepts.
+
+    `loopback_only` (the devchain): only images in a registry on this machine are inspected —
+    a local chain's commitments often name images that exist nowhere, and a dev loop must not
+    go out to public registries."""
     refs: dict[str, ImageRef] = {}
     for raw in raws:
         ref = classify(raw)
         if not isinstance(ref, ImageRef) or is_local(ref):
+            continue
+        if loopback_only and not is_loopback_registry(ref.registry):
             continue
         try:
             resolve(ref)

@@ -81,6 +81,7 @@ class ValidatorLoop:
         self.first_seen = first_seen
         self.resolve = image_resolver(allow_local, settings.allowed_registries, CachingResolver())
         self.inspector = inspector
+        self.allow_local = allow_local
         self.secret = load_secret(settings.home)
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
         self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
@@ -89,7 +90,7 @@ class ValidatorLoop:
         raws = await asyncio.to_thread(self.chain.commitments, self.settings.netuid)
         admission = Admission()
         if self.inspector is not None:
-            refs = await asyncio.to_thread(candidate_refs, raws, self.resolve)  # DNS: off the loop
+            refs = await asyncio.to_thread(candidate_refs, raws, self.resolve, self.allow_local)  # DNS: off the loop
             admission = await self.inspector.admit(refs)
         plan = await asyncio.to_thread(plan_round, raws, self.resolve, self.first_seen, None, admission.owners)
         plan.faults = admission.faults

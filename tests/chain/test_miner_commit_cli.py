@@ -151,6 +151,7 @@ def test_miner_script_commits_through_the_subnet_cli(home):
 
 
 # -- commit verifies the reference in its registry (in-process transport: no sockets) ----------
+LOOPBACK_REF = f"127.0.0.1:5000/acme/matrix-miner@{DIGEST_A}"
 def _registry(monkeypatch, status: int = 200, label: str | None = None):
     import httpx
 
@@ -179,7 +180,7 @@ def _registry(monkeypatch, status: int = 200, label: str | None = None):
 )
 def test_commit_refuses_what_validators_could_not_run_or_would_call_a_copy(home, monkeypatch, status, label, message):
     _registry(monkeypatch, status, label)
-    result = invoke("commit", REF, "--network", "devchain", "--wallet.name", "alice")
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice")
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: not committed:") and message in line
@@ -188,12 +189,27 @@ def test_commit_refuses_what_validators_could_not_run_or_would_call_a_copy(home,
 
 def test_commit_goes_ahead_when_the_registry_has_the_image_with_the_right_label(home, monkeypatch):
     _registry(monkeypatch, 200, "alice/default")
-    result = invoke("commit", REF, "--network", "devchain", "--wallet.name", "alice", "--json")
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--json")
     assert result.exit_code == 0, result.stderr
-    assert [c.data.decode() for c in DevChain(home / "devchain.sqlite").commitments(1)] == [REF]
+    assert [c.data.decode() for c in DevChain(home / "devchain.sqlite").commitments(1)] == [LOOPBACK_REF]
 
 
 def test_no_verify_skips_the_registry(home, monkeypatch):
     _registry(monkeypatch, 404)
-    result = invoke("commit", REF, "--network", "devchain", "--wallet.name", "alice", "--no-verify")
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--no-verify")
     assert result.exit_code == 0, result.stderr
+
+
+def test_on_the_devchain_only_registries_on_this_machine_are_asked(home, monkeypatch):
+    _registry(monkeypatch, 404)  # would refuse, if it were asked
+    result = invoke("commit", REF, "--network", "devchain", "--wallet.name", "alice")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_on_a_real_network_any_registry_is_asked(monkeypatch):
+    from subnet.cli import miner_chain as module
+
+    _registry(monkeypatch, 404)
+    with pytest.raises(Exception) as failed:  # typer.Exit after the one-line error
+        module.verify_in_registry(REF, "5Me", local_chain=False)
+    assert getattr(failed.value, "exit_code", None) == 1
