@@ -11,7 +11,21 @@ from subnet.chain.devchain import DevChain
 from subnet.store import Store
 from subnet.validator.service import Validator, plan_round
 
-from test_basilica_runtime import actor_url, runtime_for, twin  # noqa: F401  (fixtures)
+import test_basilica_runtime as basilica_tests
+from test_basilica_runtime import runtime_for, twin  # noqa: F401  (fixture)
+
+# The twin's own fixtures changed when the Basilica twin started running real Actors; take
+# whichever this tree's Basilica tests define, so this test follows them.
+if hasattr(basilica_tests, "envs"):
+    from test_basilica_runtime import envs  # noqa: F401
+else:
+    from test_basilica_runtime import actor_url  # noqa: F401
+
+
+def image(uid: int) -> str:
+    if hasattr(basilica_tests, "image_of"):
+        return basilica_tests.image_of(uid)
+    return f"docker.io/miner{uid}/env@sha256:{uid:064x}"
 
 
 def test_an_unchanged_round_creates_no_deployment(twin, tmp_path):  # noqa: F811
@@ -19,7 +33,7 @@ def test_an_unchanged_round_creates_no_deployment(twin, tmp_path):  # noqa: F811
     chain.register(1, "validator", validator_permit=True)
     for uid in (1, 2):
         chain.register(1, f"miner{uid}")
-        chain.as_hotkey(f"miner{uid}").commit(1, f"docker.io/miner{uid}/env@sha256:{uid:064x}".encode())
+        chain.as_hotkey(f"miner{uid}").commit(1, image(uid).encode())
     runtime, ledger = runtime_for(tmp_path)
     store = Store(tmp_path / "subnet.sqlite")
     settings = runtime.settings.model_copy(update={"netuid": 1, "tasks": 2, "call_timeout": 20.0})
