@@ -106,3 +106,20 @@ def test_json_logs_are_one_object_per_line():
     assert "\n" not in line
     assert json.loads(line) | {"ts": 0} == {"ts": 0, "level": "warning", "logger": "subnet.x",
                                             "message": "round 3 skipped:\nchain"}
+
+
+def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
+    from decimal import Decimal
+
+    from subnet.compute.ledger import Ledger
+    from subnet.observability import ledger_spend
+
+    path = tmp_path / "state.sqlite"
+    assert ledger_spend(path, "me") == 0.0  # no ledger yet: nothing spent, nothing created
+    assert not path.exists()
+    with Ledger(path) as ledger:
+        ledger.begin("deployment", "mine", owner="me", hourly_rate=Decimal("0.16"))
+        ledger.mark_stopped("mine", total_cost=Decimal("0.25"))
+        ledger.begin("deployment", "theirs", owner="someone-else", hourly_rate=Decimal("0.16"))
+        ledger.mark_stopped("theirs", total_cost=Decimal("9"))
+    assert ledger_spend(path, "me") == 0.25
