@@ -80,6 +80,8 @@ class Settings(BaseSettings):
 
     @property
     def store_path(self) -> Path:
+        """The state file of versions before per-subnet state (now the ledger's file); a
+        validator's subnet state lives in `subnet.state.subnet_state_path`."""
         return self.home / "state.sqlite"
 
     @property

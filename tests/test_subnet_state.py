@@ -58,7 +58,10 @@ def _legacy_home(tmp_path):
 
 def test_an_old_state_file_is_migrated_without_losing_a_row_and_keeps_its_ledger(tmp_path):
     legacy = _legacy_home(tmp_path)
+    running = Ledger(legacy)  # the Basilica runtime holds the ledger open while the store migrates
     store = open_subnet_store(tmp_path, GENESIS, "finney", 7)
+    running.begin("deployment", "dep-2", owner="me")  # and keeps writing to it afterwards
+    running.close()
     assert len(store.results_for_digest(DIGEST)) == 4
     assert store.smoothed_scores() == {"alice": 0.75, "bob": 0.1}
     assert store.recent_rounds()[0]["block"] == 42
@@ -67,7 +70,7 @@ def test_an_old_state_file_is_migrated_without_losing_a_row_and_keeps_its_ledger
     assert "ledger_resources" in tables
     assert not tables & {"rounds", "task_results", "smoothed_scores", "first_seen"}
     with Ledger(legacy) as ledger:
-        assert [e.name for e in ledger.entries()] == ["dep-1"]
+        assert sorted(e.name for e in ledger.entries()) == ["dep-1", "dep-2"]
     # A second subnet opened later gets nothing of the first one's history.
     other = open_subnet_store(tmp_path, GENESIS, "finney", 8)
     assert other.results_for_digest(DIGEST) == [] and other.smoothed_scores() == {}
