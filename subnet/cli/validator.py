@@ -17,6 +17,7 @@ from subnet import aio
 from subnet.chain.base import ChainError
 from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chain
 from subnet.chain.first_seen import FirstSeenStore
+from subnet.chain.preflight import check_ready
 from subnet.cli import app
 from subnet.config import Settings
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
@@ -64,12 +65,13 @@ def run(
     if devchain and not chosen:
         err.print("note: no network chosen: using the local devchain (--network finney for the real one)", markup=False)
     try:
-        runtime = make_runtime(mode.value, settings, allow_local=devchain)
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
             uid, new = ensure_devchain_registered(chain, settings.netuid, validator_permit=True)
             if new:
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
+        check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
+        runtime = make_runtime(mode.value, settings, allow_local=devchain)
         store = open_subnet_store(settings.home, chain.network_id(), settings.network, settings.netuid)
         observer = start_observability(settings, store)
     except (RuntimeUnavailable, ChainError, OSError) as exc:

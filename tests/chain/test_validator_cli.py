@@ -104,3 +104,15 @@ def test_tables_fit_80_columns_and_keep_the_score():
     header = next(line for line in text.splitlines() if "uid" in line)
     assert "score" in header and "weight" in header
     assert "0.988" in text and "@abababab" in text
+
+
+def test_a_validator_short_of_stake_is_refused_before_any_runtime_starts(home, monkeypatch):
+    chain = DevChain(home / "devchain.sqlite")
+    chain.set_param("min_stake", 1000)
+    built = []
+    monkeypatch.setattr("subnet.cli.validator.make_runtime", lambda *a, **k: built.append(a))
+    result = invoke("validator", "run", "--network", "devchain", "--wallet.name", "validator", "--once")
+    assert result.exit_code == 1 and built == []
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error")]
+    assert line == ("error: not validating on netuid 1 (devchain) as validator/default: "
+                    "stake 0 is below the minimum 1000 to set weights")
