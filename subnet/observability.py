@@ -49,16 +49,20 @@ class Metrics:
                                 "When the last round finished", registry=r)
         self.last_round_id = Gauge("subnet_last_successful_round", "Id of the last finished round", registry=r)
         self.last_weights_block = Gauge("subnet_last_weights_block", "Block of the last weights sent", registry=r)
+        self.in_round = False  # for /health, kept beside the gauges
+        self.last_round_at: float | None = None
 
     # -- RoundObserver ---------------------------------------------------------------------------
     def round_started(self, round_id: int) -> None:
+        self.in_round = True
         self.round_running.set(1)
 
     def round_aborted(self) -> None:
+        self.in_round = False
         self.round_running.set(0)
 
     def round_finished(self, report, fresh: Sequence, receipt) -> None:
-        self.round_running.set(0)
+        self.round_aborted()
         self.rounds.inc()
         self.cache_hits.inc(report.cached)
         for outcome in fresh:
@@ -72,7 +76,8 @@ class Metrics:
         self.weights.labels(status).inc()
         if receipt is not None:
             self.last_weights_block.set(receipt.block)
-        self.last_round.set(time.time())
+        self.last_round_at = time.time()
+        self.last_round.set(self.last_round_at)
         self.last_round_id.set(report.round_id)
 
     def render(self) -> bytes:
@@ -152,10 +157,8 @@ def _handler(metrics: Metrics, store_path: Path, spend):
                         metrics.spend.set(spend())
                     self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
                 elif self.path == "/health":
-                    last = metrics.last_round._value.get()  # noqa: SLF001 - prometheus-client keeps it there
-                    body = {"status": "ok", "last_round_at": last or None,
-                            "round_in_progress": bool(metrics.round_running._value.get())}  # noqa: SLF001
-                    self._json(200, body)
+                    self._json(200, {"status": "ok", "last_round_at": metrics.last_round_at,
+                                     "round_in_progress": metrics.in_round})
                 elif self.path == "/leaderboard":
                     self._json(200, leaderboard(store_path))
                 else:
