@@ -58,11 +58,14 @@ class Metrics:
         self.round_running.set(1)
 
     def round_aborted(self) -> None:
+        self._round_over()
+
+    def _round_over(self) -> None:
         self.in_round = False
         self.round_running.set(0)
 
     def round_finished(self, report, fresh: Sequence, receipt) -> None:
-        self.round_aborted()
+        self._round_over()
         self.rounds.inc()
         self.cache_hits.inc(report.cached)
         for outcome in fresh:
