@@ -12,6 +12,12 @@ Printed per transport: wall time, ideal wall time (latency × the number of wave
 force), efficiency = ideal ÷ wall (1.0 is perfect), and validator overhead per call = the
 validator process's CPU time ÷ calls. Actor start-up (creating each miner's affinetes session) is
 timed apart: wall and CPU are counted from the moment the last Actor has started.
+
+Then the whole validator round (`--service`, on by default): commitments read from a devchain,
+scanned, run through the engine with in-process Actors, stored, scored, weights set — twice. The
+first round evaluates every image; the second has no changed image, so it must start no Actor
+at all and is scored from the stored results. Printed: wall and CPU of each round, Actors
+started, and the process's peak RSS.
 """
 
 from __future__ import annotations
@@ -111,6 +117,50 @@ def measure(runtime, args) -> dict:
             "start_ms_per_actor": round(start_cpu / args.miners * 1000, 3)}
 
 
+def measure_service(args) -> dict:
+    """Two full validator rounds: everything new, then nothing changed."""
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from subnet.chain.devchain import DevChain
+    from subnet.config import Settings
+    from subnet.store import Store
+    from subnet.validator.service import Validator, plan_round
+
+    with tempfile.TemporaryDirectory(prefix="bench-round-") as tmp:
+        chain = DevChain(Path(tmp) / "devchain.sqlite", hotkey="validator")
+        chain.register(1, "validator", validator_permit=True)
+        for uid in range(args.miners):
+            hotkey = f"miner{uid}"
+            chain.register(1, hotkey)
+            chain.as_hotkey(hotkey).commit(1, f"ghcr.io/bench/m{uid}@sha256:{uid:064x}".encode())
+        settings = Settings(home=Path(tmp), netuid=1, tasks=args.tasks, concurrency=args.concurrency,
+                            per_miner=args.per_miner, start_concurrency=64, call_timeout=30)
+        runtime = StandInRuntime(args.latency)
+        store = Store(Path(tmp) / "subnet.sqlite")
+        validator = Validator(chain, runtime, EchoChallenge(), settings, store)
+        rounds = []
+        for _ in range(2):
+            started_actors = runtime.closed
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            plan = plan_round(chain.commitments(1), lambda ref: str(ref))
+            report = aio.run(validator.run_round(plan, b"bench"))
+            rounds.append({"wall_s": round(time.perf_counter() - wall0, 4), "cpu_s": round(time.process_time() - cpu0, 4),
+                           "actors_started": runtime.closed - started_actors, "evaluated": report.evaluated,
+                           "cached": report.cached, "weights": report.weights_set})
+            chain.advance(1)
+        store.close()
+        chain.close()
+    calls = args.miners * args.tasks
+    waves = max(math.ceil(calls / args.concurrency), math.ceil(args.tasks / args.per_miner))
+    first = rounds[0]
+    first["efficiency"] = round(waves * args.latency / first["wall_s"], 4)
+    first["cpu_ms_per_call"] = round(first["cpu_s"] / calls * 1000, 4)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {"changed": first, "unchanged": rounds[1], "peak_rss_mb": round(peak_kb / 1024, 1)}
+
+
 def measure_verify(n: int, depth: int, tasks: int = 8, miners: int = 16) -> dict:
     """What verifying honest matrix-chain/2 answers costs the validator: each answer is cut to its
     sampled rows on arrival, then each task's claims are verified in one batched pass."""
@@ -149,6 +199,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="matrix-chain size for the verify cost line")
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--transport", choices=["memory", "http", "both"], default="both")
+    parser.add_argument("--no-service", dest="service", action="store_false",
+                        help="skip the two full validator rounds (changed, then unchanged images)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -165,6 +217,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.join()
+    if args.service:
+        results["service"] = measure_service(args)
     results["verify"] = measure_verify(args.n, args.depth)
     setup = {k: getattr(args, k) for k in ("miners", "tasks", "concurrency", "per_miner", "latency", "n", "depth")}
     if args.json:
@@ -172,9 +226,17 @@ def main() -> None:
         return
     print(f"{args.miners} miners × {args.tasks} tasks, C={args.concurrency}, per-miner={args.per_miner}, latency={args.latency * 1000:g} ms")
     verify = results.pop("verify")
+    service = results.pop("service", None)
     for name, r in results.items():
         print(f"  {name:6} wall {r['wall_s']:.3f}s  ideal {r['ideal_s']:.3f}s  efficiency {r['efficiency']:.3f}"
               f"  overhead {r['overhead_ms_per_call']:.3f} ms/call  (start-up {r['start_ms_per_actor']:.1f} ms/actor)")
+    if service:
+        changed, unchanged = service["changed"], service["unchanged"]
+        print(f"  round, every image new:  wall {changed['wall_s']:.3f}s  efficiency {changed['efficiency']:.3f}"
+              f"  CPU {changed['cpu_ms_per_call']:.3f} ms/call  Actors started {changed['actors_started']}")
+        print(f"  round, no image changed: wall {unchanged['wall_s']:.3f}s  CPU {unchanged['cpu_s']:.3f}s"
+              f"  Actors started {unchanged['actors_started']}  cached {unchanged['cached']}  weights {unchanged['weights']}")
+        print(f"  peak RSS {service['peak_rss_mb']:.1f} MB")
     print(f"  matrix-chain verify (n={args.n}, depth={args.depth}): {verify['miners']} miners' answers of a task in one"
           f" batched pass {verify['batch_ms']:.2f} ms, plus {verify['receive_ms']:.3f} ms per answer on arrival"
           " (scripts/bench_challenge.py: the production size)")

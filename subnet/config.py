@@ -7,6 +7,7 @@ and the operator guide use.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field
@@ -15,6 +16,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def default_home() -> Path:
     return Path.home() / ".subnet"
+
+
+def package_version_key(version: str | None = None) -> int:
+    """`version_key` for weights, from the package version: MAJOR·1_000_000 + MINOR·1_000 + PATCH.
+
+    A subnet owner raises `WeightsVersionKey` to this number to refuse older validators."""
+    if version is None:
+        from importlib.metadata import PackageNotFoundError, version as installed
+
+        try:
+            version = installed("subnet")
+        except PackageNotFoundError:
+            version = "0.0.0"
+    # Leading digits of each part: "2.0.0rc1" is 2.0.0 (a pre-release never outranks its release).
+    parts = [int(re.match(r"\d*", part).group() or 0) for part in version.split(".")[:3]]
+    major, minor, patch = (parts + [0, 0, 0])[:3]
+    return major * 1_000_000 + minor * 1_000 + patch
 
 
 class Settings(BaseSettings):
@@ -52,7 +70,15 @@ class Settings(BaseSettings):
     power: float = Field(1.0, gt=0)
     burn_share: float = Field(0.0, ge=0, le=1)
     burn_uid: int = 0
-    version_key: int = 1
+    version_key: int = Field(default_factory=package_version_key, description="Weights version key (default: from the package version)")
+
+    # the validator as a service
+    reeval_interval: float = Field(24 * 3600.0, ge=0, description="Seconds before an unchanged image is evaluated again")
+    reeval_slice: int = Field(8, ge=1, description="Most unchanged images re-evaluated per round (oldest first)")
+    allowed_registries: list[str] = Field(default_factory=list, description="Registries allowed even if private/loopback (host[:port])")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port for /health, /metrics, /leaderboard (0: off)")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds")
+    log_json: bool = Field(False, description="Logs as one JSON object per line")
 
     def forwarded_environment(self) -> dict[str, str]:
         """The values of the allowlisted variables, the only part of the validator's environment
@@ -61,6 +87,8 @@ class Settings(BaseSettings):
 
     @property
     def store_path(self) -> Path:
+        """The state file of versions before per-subnet state (now the ledger's file); a
+        validator's subnet state lives in `subnet.state.subnet_state_path`."""
         return self.home / "state.sqlite"
 
     @property

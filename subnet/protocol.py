@@ -23,7 +23,8 @@ class FaultKind(str, Enum):
     UNREACHABLE = "unreachable"  # the Actor went away mid-round (crash, exit, OOM kill)
     BAD_OUTPUT = "bad_output"  # not a JSON object of the challenge's answer schema
     WRONG_ANSWER = "wrong_answer"  # well-formed, but verification failed
-    COPY = "copy"  # the image digest was first committed by another hotkey
+    COPY = "copy"  # the image digest was first committed by another hotkey (or is labelled for one)
+    IMAGE_MISSING = "image_missing"  # the registry has no such digest ("manifest unknown"), or refuses anonymous pulls
 
 
 class MinerFault(Exception):

@@ -5,8 +5,10 @@ from subnet.chain.base import (
     ChainError,
     ChainUnavailable,
     Neuron,
+    NotReady,
     NotRegistered,
     RawCommitment,
+    Standing,
     WeightsRateLimited,
 )
 
@@ -15,7 +17,9 @@ __all__ = [
     "ChainError",
     "ChainUnavailable",
     "Neuron",
+    "NotReady",
     "NotRegistered",
     "RawCommitment",
+    "Standing",
     "WeightsRateLimited",
 ]

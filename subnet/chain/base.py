@@ -23,6 +23,10 @@ class NotRegistered(ChainError):
     """The signing hotkey is not registered on the subnet."""
 
 
+class NotReady(ChainError):
+    """This hotkey cannot validate on the subnet yet; the message names everything missing."""
+
+
 class WeightsRateLimited(ChainError):
     """Weights were set too recently; `retry_in_blocks` says how long to wait."""
 
@@ -37,6 +41,27 @@ class Neuron:
     hotkey: str
     validator_permit: bool = False
     last_update: int = 0
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the chain says about this hotkey as a validator on one subnet (read before a round)."""
+
+    uid: int | None  # None: not registered
+    validator_permit: bool
+    stake: float  # the hotkey's stake on the subnet, in whole tokens
+    min_stake: float  # the chain's minimum stake to set weights, in whole tokens
+    weights_version_key: int  # the subnet's required minimum version_key
+    commit_reveal: bool
+
+
+@dataclass(frozen=True)
+class WeightsReceipt:
+    """What `set_weights` achieved: "set" (in force now) or "committed" (revealed later)."""
+
+    status: str
+    block: int
+    reveal_round: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +82,16 @@ class Chain(Protocol):
 
     def current_block(self) -> int: ...
 
+    def network_id(self) -> str:
+        """A stable identity of the chain itself (genesis hash; the devchain's file)."""
+        ...
+
+    def standing(self, netuid: int) -> Standing: ...
+
+    def weights_row(self, netuid: int) -> dict[int, float] | None:
+        """The weights this hotkey has in force on chain (revealed ones only), as fractions."""
+        ...
+
     def neurons(self, netuid: int) -> Sequence[Neuron]: ...
 
     def commitments(self, netuid: int) -> Sequence[RawCommitment]: ...
@@ -65,6 +100,6 @@ class Chain(Protocol):
         """Write `data` as this hotkey's commitment; returns the block it landed in."""
         ...
 
-    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> None:
+    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> WeightsReceipt:
         """Set normalised weights by uid; raises WeightsRateLimited or NotRegistered."""
         ...

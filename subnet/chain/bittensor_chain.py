@@ -5,7 +5,9 @@ Calls used (checked against bittensor 11.3.0):
   validator permits, last_update); `sub.subnets.commitments(netuid)` (hotkey → NeuronCommitment
   with `.uid`, `.block`, `.fields`); `sub.identity.commitment(netuid, hotkey)`; `sub.at()`
   snapshot queries of `SubtensorModule.Uids`, `WeightsSetRateLimit` and `LastUpdate` for the
-  weights preflight.
+  weights preflight; `ValidatorPermit`, `TotalHotkeyAlpha`, `StakeThreshold`, `WeightsVersionKey`
+  and `CommitRevealWeightsEnabled` for the validator's standing; `System.BlockHash[0]` (the
+  genesis hash) as the network's identity; `SubtensorModule.Weights` to confirm a reveal.
 - commit: `sub.submit_call(bt.calls.Commitments.set_commitment(netuid=..., info={"fields":
   [{"Raw<n>": data}]}), wallet, signer="hotkey")` — one Raw field, signed by the hotkey.
 - weights: `sub.execute(bt.SetWeights(netuid=..., weights={uid: w}, version_key=...), wallet)`;
@@ -34,7 +36,9 @@ from subnet.chain.base import (
     Neuron,
     NotRegistered,
     RawCommitment,
+    Standing,
     WeightsRateLimited,
+    WeightsReceipt,
 )
 from subnet.commitment import MAX_COMMITMENT_BYTES
 
@@ -123,6 +127,47 @@ class BittensorChain:
     def current_block(self) -> int:
         return self._run("read the current block", lambda sub: int(sub.block))
 
+    def network_id(self) -> str:
+        """The genesis hash: the same chain under any endpoint name, never two chains mixed up."""
+        genesis = self._run("read the genesis hash", lambda sub: sub.query(bt.storage.System.BlockHash, [0]))
+        text = genesis if isinstance(genesis, str) else ("0x" + bytes(genesis).hex() if genesis else "")
+        if not text or int(text, 16) == 0:
+            raise ChainError(f"{self.network}: the node returned no genesis hash")
+        return text.lower()
+
+    def standing(self, netuid: int) -> Standing:
+        hotkey = self.hotkey
+
+        def read(sub: bt.Subtensor) -> Standing:
+            snap = sub.at()
+            uid = snap.query(_SubtensorModule.Uids, [netuid, hotkey])
+            permits = snap.query(_SubtensorModule.ValidatorPermit, [netuid]) or []
+            stake = snap.query(_SubtensorModule.TotalHotkeyAlpha, [hotkey, netuid])
+            return Standing(
+                uid=None if uid is None else int(uid),
+                validator_permit=uid is not None and int(uid) < len(permits) and bool(permits[int(uid)]),
+                stake=_tokens(stake),
+                min_stake=_tokens(snap.query(_SubtensorModule.StakeThreshold, [])),
+                weights_version_key=int(snap.query(_SubtensorModule.WeightsVersionKey, [netuid]) or 0),
+                commit_reveal=bool(snap.query(_SubtensorModule.CommitRevealWeightsEnabled, [netuid])),
+            )
+
+        return self._run(f"read this hotkey's standing on netuid {netuid}", read)
+
+    def weights_row(self, netuid: int) -> dict[int, float] | None:
+        hotkey = self.hotkey
+
+        def read(sub: bt.Subtensor) -> dict[int, float] | None:
+            snap = sub.at()
+            uid = snap.query(_SubtensorModule.Uids, [netuid, hotkey])
+            if uid is None:
+                return None
+            row = snap.query(_SubtensorModule.Weights, [netuid, int(uid)]) or []
+            total = sum(int(v) for _, v in row)
+            return {int(u): int(v) / total for u, v in row} if total else None
+
+        return self._run(f"read this hotkey's weights on netuid {netuid}", read)
+
     def neurons(self, netuid: int) -> list[Neuron]:
         graph = self._run(
             f"read the metagraph of netuid {netuid}",
@@ -168,17 +213,21 @@ class BittensorChain:
 
         return self._run(f"commit on netuid {netuid}", submit)
 
-    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> None:
+    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> WeightsReceipt:
+        """Set (or, on commit-reveal subnets, commit) weights; the receipt says which."""
         weights = {int(uid): float(w) for uid, w in weights.items()}
         if not any(w > 0 for w in weights.values()):
             raise ChainError("no positive weight to set")
         hotkey = self.hotkey
         sent_at: list[int] = []  # block of the attempt that got as far as submitting
 
-        def submit(sub: bt.Subtensor) -> None:
+        def submit(sub: bt.Subtensor) -> WeightsReceipt:
             block, last, limit = self._weights_window(sub, netuid, hotkey)
+            committing = bool(sub.query(_SubtensorModule.CommitRevealWeightsEnabled, [netuid]))
+            status = "committed" if committing else "set"
             if sent_at and last >= sent_at[-1]:
-                return  # the previous attempt landed before the connection dropped: don't resend
+                # The previous attempt landed before the connection dropped: don't resend.
+                return WeightsReceipt(status, last)
             if limit and last and block - last < limit:
                 raise WeightsRateLimited(
                     f"weights set {block - last} blocks ago on netuid {netuid}; the limit is {limit} blocks",
@@ -186,9 +235,11 @@ class BittensorChain:
                 )
             sent_at.append(block)
             intent = bt.SetWeights(netuid=netuid, weights=weights, version_key=version_key)
-            sub.execute(intent, self.wallet).raise_for_failure()
+            result = sub.execute(intent, self.wallet).raise_for_failure()
+            reveal = (getattr(result, "data", None) or {}).get("reveal_round")
+            return WeightsReceipt(status, _inclusion_block(result) or block, int(reveal) if reveal else None)
 
-        self._run(f"set weights on netuid {netuid}", submit)
+        return self._run(f"set weights on netuid {netuid}", submit)
 
     def close(self) -> None:
         self._drop_client()
@@ -238,6 +289,17 @@ class BittensorChain:
         raise ChainUnavailable(
             f"{self.network}: could not {what} after {len(delays) + 1} attempts: {_one_line(last)}"
         ) from last
+
+
+def _tokens(value: Any) -> float:
+    """A rao amount (int, or an SDK Balance) as whole tokens."""
+    if value is None:
+        return 0.0
+    rao = getattr(value, "rao", value)
+    try:
+        return int(rao) / 1e9
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def raw_field_bytes(fields: list) -> bytes:

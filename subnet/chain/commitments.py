@@ -4,21 +4,22 @@ Pure apart from the `FirstSeen` record it is handed. For each `RawCommitment`:
 
 - not registered (no uid), empty, oversized, not UTF-8, non-ASCII, hostile characters, a tag
   without a digest, or otherwise malformed → a `Rejection` with a one-line reason;
-- a valid digest-pinned reference → claimed in `first_seen`; the digest's owner (the earliest
-  committer the validator has evidence of) is accepted, every other hotkey committing the same
-  digest is a `Copy` (fault "copy": it earns nothing).
-
-Claims are made in (block, uid) order, so a same-block tie goes to the lower uid.
+- a valid digest-pinned reference → its owner is accepted, every other hotkey committing the
+  same digest is a `Copy` (fault "copy": it earns nothing). The owner is
+  1. the hotkey the image's own label names (`subnet miner build` writes it; the digest covers
+     it, so a mempool watcher who front-runs the commitment cannot claim it), when known;
+  2. otherwise the earliest committer the validator has evidence of (`first_seen`); when several
+     hotkeys first committed it in the same block, nobody owns it.
 """
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from subnet.chain.base import RawCommitment
-from subnet.chain.first_seen import FirstSeen, MemoryFirstSeen
+from subnet.chain.first_seen import FirstSeen, MemoryFirstSeen, Owner
 from subnet.commitment import MAX_COMMITMENT_BYTES, ImageRef, InvalidCommitment, parse_image_ref
 
 # Rejection kinds: stable strings a report or a metric can group by.
@@ -56,9 +57,14 @@ class Copy:
     owner_hotkey: str
     owner_block: int
     fault: str = COPY_FAULT
+    basis: str = "first-seen"  # or "label" (the image names its owner) or "tie" (nobody owns it)
 
     @property
     def reason(self) -> str:
+        if self.basis == "label":
+            return f"copy: image {self.image.digest} is labelled for hotkey {self.owner_hotkey}"
+        if self.basis == "tie":
+            return f"copy: {self.image.digest} was first committed by several hotkeys in block {self.owner_block}; nobody owns it"
         return f"copy of {self.image.digest} first committed by {self.owner_hotkey} at block {self.owner_block}"
 
 
@@ -108,11 +114,16 @@ def classify(raw: RawCommitment) -> ImageRef | Rejection:
         return reject(MALFORMED, str(exc))
 
 
-def scan_commitments(raws: Iterable[RawCommitment], first_seen: FirstSeen | None = None) -> CommitmentScan:
+def scan_commitments(
+    raws: Iterable[RawCommitment],
+    first_seen: FirstSeen | None = None,
+    image_owners: Mapping[str, str | None] | None = None,
+) -> CommitmentScan:
     """Classify every commitment and settle digest ownership (see the module docstring).
 
     `first_seen` should be the persistent `FirstSeenStore` in a validator; without it, ownership
-    is decided from this scan alone (earliest block, then lower uid).
+    is decided from this scan alone. `image_owners` maps a digest to the hotkey its image label
+    names (None or absent: no label known).
     """
     seen = first_seen if first_seen is not None else MemoryFirstSeen()
     scan = CommitmentScan()
@@ -125,15 +136,23 @@ def scan_commitments(raws: Iterable[RawCommitment], first_seen: FirstSeen | None
             valid.append(AcceptedCommitment(int(raw.uid), raw.hotkey, result, int(raw.block)))  # type: ignore[arg-type]
 
     valid.sort(key=lambda c: (c.block, c.uid, c.hotkey))
-    owners = {}
+    groups: dict[str, list[AcceptedCommitment]] = {}
     for c in valid:
-        owners[c.image.digest] = seen.claim(c.image.digest, c.hotkey, c.block)
-    for c in valid:
-        owner = owners[c.image.digest]
-        if owner.hotkey == c.hotkey:
-            scan.accepted.append(c)
+        groups.setdefault(c.image.digest, []).append(c)
+    for digest, group in groups.items():
+        owners = [seen.claim(digest, c.hotkey, c.block) for c in group][-1]
+        labelled = (image_owners or {}).get(digest)
+        if labelled:
+            owner, basis = Owner(digest, labelled, owners.block), "label"
+        elif sum(1 for c in group if c.block == owners.block) > 1:
+            owner, basis = Owner(digest, "", owners.block), "tie"
         else:
-            scan.copies.append(Copy(c.uid, c.hotkey, c.image, c.block, owner.hotkey, owner.block))
+            owner, basis = owners, "first-seen"
+        for c in group:
+            if c.hotkey == owner.hotkey:
+                scan.accepted.append(c)
+            else:
+                scan.copies.append(Copy(c.uid, c.hotkey, c.image, c.block, owner.hotkey, owner.block, basis=basis))
 
     scan.accepted.sort(key=lambda c: c.uid)
     scan.copies.sort(key=lambda c: c.uid)

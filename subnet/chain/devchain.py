@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Mapping
 
-from subnet.chain.base import Neuron, NotRegistered, RawCommitment, WeightsRateLimited
+from subnet.chain.base import ChainError, Neuron, NotRegistered, RawCommitment, Standing, WeightsRateLimited, WeightsReceipt
 
 MAX_COMMITMENT_BYTES = 128
 
@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS neurons (
 CREATE TABLE IF NOT EXISTS commitments (
   netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL, data BLOB NOT NULL,
   PRIMARY KEY (netuid, hotkey));
+CREATE TABLE IF NOT EXISTS stakes (
+  netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, stake REAL NOT NULL, PRIMARY KEY (netuid, hotkey));
 CREATE TABLE IF NOT EXISTS weights (
   netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL,
   version_key INTEGER NOT NULL, weights TEXT NOT NULL);
@@ -63,6 +65,29 @@ class DevChain:
     def current_block(self) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key='block'").fetchone()[0])
 
+    def network_id(self) -> str:
+        """The devchain is its file: two files are two chains."""
+        return f"devchain:{self.path.resolve()}"
+
+    def standing(self, netuid: int) -> Standing:
+        row = self._db.execute(
+            "SELECT uid, validator_permit FROM neurons WHERE netuid=? AND hotkey=?", (netuid, self._hotkey)
+        ).fetchone()
+        stake = self._db.execute(
+            "SELECT stake FROM stakes WHERE netuid=? AND hotkey=?", (netuid, self._hotkey)
+        ).fetchone()
+        return Standing(
+            uid=None if row is None else int(row[0]),
+            validator_permit=bool(row and row[1]),
+            stake=float(stake[0]) if stake else 0.0,
+            min_stake=float(self._param("min_stake")),
+            weights_version_key=self._param("weights_version_key"),
+            commit_reveal=False,
+        )
+
+    def weights_row(self, netuid: int) -> dict[int, float] | None:
+        return self.last_weights(netuid)
+
     def neurons(self, netuid: int) -> list[Neuron]:
         rows = self._db.execute(
             "SELECT uid, hotkey, validator_permit, last_update FROM neurons WHERE netuid=? ORDER BY uid",
@@ -87,12 +112,21 @@ class DevChain:
         return None if row is None else {int(k): v for k, v in json.loads(row[0]).items()}
 
     # -- writes --------------------------------------------------------------------------------
+    def set_param(self, name: str, value: int) -> None:
+        """Subnet-wide parameters the validator checks: `weights_version_key`, `min_stake`."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, int(value)))
+
+    def set_stake(self, netuid: int, hotkey: str, stake: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO stakes VALUES (?, ?, ?)", (netuid, hotkey, float(stake)))
+
     def register(self, netuid: int, hotkey: str, validator_permit: bool = False) -> int:
-        """Register `hotkey` on `netuid` (idempotent); returns its uid."""
+        """Register `hotkey` on `netuid` (idempotent; a permit asked for is granted); returns its uid."""
         row = self._db.execute(
             "SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)
         ).fetchone()
         if row:
+            if validator_permit:
+                self._db.execute("UPDATE neurons SET validator_permit=1 WHERE netuid=? AND uid=?", (netuid, row[0]))
             return int(row[0])
         uid = self._db.execute(
             "SELECT COALESCE(MAX(uid) + 1, 0) FROM neurons WHERE netuid=?", (netuid,)
@@ -113,8 +147,11 @@ class DevChain:
         )
         return block
 
-    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> None:
+    def set_weights(self, netuid: int, weights: Mapping[int, float], version_key: int) -> WeightsReceipt:
         uid = self._require_registered(netuid)
+        required = self._param("weights_version_key")
+        if version_key < required:
+            raise ChainError(f"version_key {version_key} is older than the subnet's {required} (IncorrectWeightVersionKey)")
         last = self._db.execute(
             "SELECT last_update FROM neurons WHERE netuid=? AND uid=?", (netuid, uid)
         ).fetchone()[0]
@@ -130,12 +167,17 @@ class DevChain:
             "INSERT INTO weights VALUES (?, ?, ?, ?, ?)", (netuid, self._hotkey, block, version_key, payload)
         )
         self._db.execute("UPDATE neurons SET last_update=? WHERE netuid=? AND uid=?", (block, netuid, uid))
+        return WeightsReceipt("set", block)
 
     def advance(self, blocks: int = 1) -> int:
         """Let `blocks` empty blocks pass (tests and rate-limit waits)."""
         for _ in range(blocks):
             self._advance()
         return self.current_block()
+
+    def _param(self, name: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (name,)).fetchone()
+        return int(row[0]) if row else 0
 
     def _advance(self) -> int:
         self._db.execute("UPDATE meta SET value = value + 1 WHERE key='block'")

@@ -51,14 +51,31 @@ def open_chain(
     return BittensorChain(network, wallet, substrate=substrate)
 
 
-def ensure_devchain_registered(chain: Any, netuid: int) -> tuple[int, bool]:
+def wallet_hotkey_address(network: str, wallet_name: str = "default", wallet_hotkey: str = "default",
+                          wallet_path: str | None = None) -> str:
+    """The address a wallet's hotkey signs as on `network`, read without touching the chain."""
+    if network == DEVCHAIN:
+        return devchain_hotkey(wallet_name, wallet_hotkey)
+    import bittensor as bt
+    from bittensor.wallet import DEFAULT_WALLET_PATH
+
+    from subnet.chain.bittensor_chain import BittensorChain
+
+    wallet = bt.Wallet(wallet_name, wallet_hotkey, wallet_path or DEFAULT_WALLET_PATH)
+    return BittensorChain(network, wallet).hotkey
+
+
+def ensure_devchain_registered(chain: Any, netuid: int, validator_permit: bool = False) -> tuple[int, bool]:
     """Register the devchain adapter's hotkey on `netuid` if needed: (uid, newly registered).
 
-    Only the devchain registers for free; a real network needs `btcli subnets register`.
+    Only the devchain registers for free (with a validator permit when asked); a real network
+    needs `btcli subnets register`.
     """
     if getattr(chain, "network", None) != DEVCHAIN:
         raise NotRegistered(f"hotkey {chain.hotkey} is not registered on netuid {netuid}")
     for neuron in chain.neurons(netuid):
         if neuron.hotkey == chain.hotkey:
+            if validator_permit and not neuron.validator_permit:
+                chain.register(netuid, chain.hotkey, validator_permit=True)
             return neuron.uid, False
-    return chain.register(netuid, chain.hotkey), True
+    return chain.register(netuid, chain.hotkey, validator_permit=validator_permit), True

@@ -5,8 +5,8 @@ once someone copies it. Validators remember the earliest (block, hotkey) they ha
 per digest; that hotkey owns the digest and any other hotkey committing it is a copy.
 
 A claim replaces the stored owner only with strictly earlier chain evidence (a commitment block
-is set by the chain at inclusion, so it cannot be forged). Equal blocks keep the stored owner:
-within one scan, callers claim in (block, uid) order, so the lower uid wins a same-block tie.
+is set by the chain at inclusion, so it cannot be forged). Equal blocks keep the stored owner;
+`scan_commitments` treats a same-block tie as owned by nobody.
 """
 
 from __future__ import annotations

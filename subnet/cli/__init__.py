@@ -23,6 +23,7 @@ def _register() -> None:
     from subnet.cli import miner_chain  # noqa: F401  (subnet miner commit)
     from subnet.cli import miner_image  # noqa: F401  (subnet miner build/push/publish)
     from subnet.cli import validator  # noqa: F401  (subnet validator run)
+    from subnet.cli import validator_status  # noqa: F401  (subnet validator status)
     from subnet.cli.doctor import doctor
     from subnet.cli.gpus import gpus_app
     from subnet.cli.miner_group import miner_app

@@ -29,10 +29,14 @@ def commit(
     wallet_path: Optional[str] = typer.Option(None, "--wallet.path", help="Wallets directory (default: ~/.bittensor/wallets)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would be committed; no wallet, no network"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip checking that the registry has the image"),
 ) -> None:
     """Commit IMAGE_REF on chain, signed by the wallet's hotkey.
 
-    On the devchain the identity is WALLET/HOTKEY and is registered automatically (printed).
+    First checks that IMAGE_REF's registry has that digest (a local image id committed by
+    mistake would show as a fault on every validator) and that the image's owner label, if any,
+    names this hotkey. On the devchain the identity is WALLET/HOTKEY and is registered
+    automatically (printed).
     """
     settings = Settings()
     netuid = settings.netuid if netuid is None else netuid
@@ -49,9 +53,11 @@ def commit(
 
     try:
         chain = _open(network, wallet_name, wallet_hotkey, wallet_path, settings)
+        hotkey = chain.hotkey
+        if not no_verify:
+            verify_in_registry(image_ref, hotkey, local_chain=network == "devchain")
         _register_on_devchain(chain, netuid)
         block = chain.commit(netuid, data)
-        hotkey = chain.hotkey
     except NotRegistered as exc:
         _fail(
             f"{exc}; register it first: btcli subnets register --netuid {netuid} "
@@ -63,6 +69,45 @@ def commit(
         _fail(str(exc))
     payload.update(hotkey=hotkey, block=block)
     _emit(payload, as_json, f"committed {image_ref} for {hotkey} on netuid {netuid} ({network}) at block {block}")
+
+
+def registry_client():
+    """The client `verify_in_registry` uses (tests point it at an in-process transport)."""
+    from subnet.registry_client import RegistryClient
+
+    return RegistryClient()
+
+
+def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -> None:
+    """Fail (one line) unless the registry has the digest and its owner label, if any, is `hotkey`.
+
+    On the devchain (`local_chain`) only registries on this machine are asked: a local loop must
+    not go out to public registries for references that often name nothing real."""
+    from subnet import aio
+    from subnet.protocol import InfraFault, MinerFault
+    from subnet.registry_policy import is_loopback_registry
+    from subnet.runtime.images import is_local
+
+    ref = parse_image_ref(image_ref)
+    if is_local(ref) or (local_chain and not is_loopback_registry(ref.registry)):
+        return  # a dry-run reference, or a devchain one outside this machine: nothing to ask
+
+    async def facts():
+        client = registry_client()
+        try:
+            return await client.facts(ref)
+        finally:
+            await client.close()
+
+    try:
+        found = aio.run(facts())
+    except MinerFault as exc:
+        _fail(f"not committed: {exc.detail} (commit the digest `subnet miner push` printed, not the local image id)")
+    except InfraFault as exc:
+        _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or pass --no-verify")
+    if found.hotkey and found.hotkey != hotkey:
+        _fail(f"not committed: the image is labelled for hotkey {found.hotkey}, not {hotkey}; "
+              "validators would score this commitment as a copy")
 
 
 def _open(network: str, wallet_name: str, wallet_hotkey: str, wallet_path: Optional[str], settings: Settings):

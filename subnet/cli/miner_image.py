@@ -14,6 +14,8 @@ from typing import NoReturn, Optional
 import typer
 
 from subnet.cli.miner_group import miner_app
+from subnet.config import Settings
+from subnet.registry_client import LABEL_HOTKEY
 from subnet.miner.build import BuildFailed, DockerUnavailable, build_env_image
 from subnet.envdir import InvalidEnv
 from subnet.miner.push import PushFailed, push_image
@@ -27,17 +29,29 @@ _JSON = typer.Option(False, "--json", help="Print one JSON object")
 def build(
     env_dir: Path = typer.Argument(..., metavar="ENV_DIR", help="Folder with env.py (class Actor) and a Dockerfile"),
     tag: str = typer.Option(..., "--tag", "-t", help="Local image name[:tag], e.g. my-env:dev"),
+    hotkey: Optional[str] = typer.Option(None, "--hotkey", help="Hotkey address to label the image with (default: the wallet's)"),
+    network: Optional[str] = typer.Option(None, "--network", help="Network the wallet's hotkey is for (default: SUBNET_NETWORK)"),
+    wallet_name: Optional[str] = typer.Option(None, "--wallet.name", help="Wallet whose hotkey labels the image"),
+    wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),
+    wallet_path: Optional[str] = typer.Option(None, "--wallet.path", help="Wallets directory"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build without Docker's layer cache"),
     quiet: bool = _QUIET,
     as_json: bool = _JSON,
 ) -> None:
     """Build ENV_DIR's Dockerfile plus the affinetes Actor server; print the image's content digest.
 
+    With --hotkey or --wallet.name the image is labelled with your hotkey: validators then treat
+    anyone else committing its digest as a copy, whoever commits first.
     The printed reference (local.invalid/NAME@sha256:<image id>) runs in local dry runs;
     to run on validators, push it (subnet miner push / publish).
     """
-    built = _build(env_dir, tag, no_cache, quiet)
+    owner = hotkey or (_hotkey_of(network, wallet_name, wallet_hotkey, wallet_path) if wallet_name else None)
+    if owner is None and not quiet:
+        typer.echo("note: no --hotkey/--wallet.name: the image carries no owner label", err=True)
+    built = _build(env_dir, tag, no_cache, quiet, owner)
     payload = {"tag": built.tag, "image_id": built.image_id, "reference": built.reference}
+    if owner:
+        payload["hotkey"] = owner
     _emit(payload, as_json, f"built {built.tag}\n  content digest: {built.image_id}\n  reference: {built.reference}")
 
 
@@ -75,7 +89,8 @@ def publish(
     if ":" in repo.rsplit("/", 1)[-1] or "@" in repo:
         _fail(f"--repo {repo!r}: give REGISTRY/REPO without a tag or digest (use --tag)", code=2)
     local_tag = f"{repo}:{tag}"
-    built = _build(env_dir, local_tag, no_cache, quiet)
+    network = network or Settings().network
+    built = _build(env_dir, local_tag, no_cache, quiet, _hotkey_of(network, wallet_name, wallet_hotkey, wallet_path))
     typer.echo(f"built {built.tag} ({built.image_id})", err=True)
     reference = _push(built.image_id, repo, tag, quiet)
     typer.echo(f"pushed {reference}", err=True)
@@ -88,13 +103,24 @@ def commit_reference(reference: str, netuid: Optional[int], network: Optional[st
     from subnet.cli.miner_chain import commit
 
     commit(image_ref=reference, netuid=netuid, network=network, wallet_name=wallet_name,
-           wallet_hotkey=wallet_hotkey, wallet_path=wallet_path, dry_run=False, as_json=as_json)
+           wallet_hotkey=wallet_hotkey, wallet_path=wallet_path, dry_run=False, as_json=as_json, no_verify=False)
 
 
-def _build(env_dir: Path, tag: str, no_cache: bool, quiet: bool):
-    log = None if quiet else (lambda line: typer.echo(line, err=True))
+def _hotkey_of(network: Optional[str], wallet_name: str, wallet_hotkey: str, wallet_path: Optional[str]) -> str:
+    from subnet.chain.base import ChainError
+    from subnet.chain.factory import wallet_hotkey_address
+
     try:
-        return build_env_image(env_dir, tag, nocache=no_cache, log=log)
+        return wallet_hotkey_address(network or Settings().network, wallet_name, wallet_hotkey, wallet_path)
+    except ChainError as exc:
+        _fail(str(exc), code=2)
+
+
+def _build(env_dir: Path, tag: str, no_cache: bool, quiet: bool, hotkey: Optional[str] = None):
+    log = None if quiet else (lambda line: typer.echo(line, err=True))
+    labels = {LABEL_HOTKEY: hotkey} if hotkey else None
+    try:
+        return build_env_image(env_dir, tag, nocache=no_cache, log=log, labels=labels)
     except (InvalidEnv, InvalidTag) as exc:
         _fail(str(exc), code=2)
     except (DockerUnavailable, BuildFailed) as exc:

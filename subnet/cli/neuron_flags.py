@@ -15,7 +15,8 @@ from typing import Sequence
 def add_bittensor_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--netuid", type=int, help="Subnet uid (default: SUBNET_NETUID)")
     parser.add_argument(
-        "--subtensor.network", dest="network", help="devchain, finney, test, local or a ws:// URL"
+        "--subtensor.network", dest="network", default="finney",
+        help="finney (default), test, local, devchain or a ws:// URL"
     )
     parser.add_argument(
         "--subtensor.chain_endpoint", dest="chain_endpoint", help="ws:// URL; overrides --subtensor.network"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 from enum import Enum
 from typing import Optional
 
@@ -15,10 +17,14 @@ from subnet import aio
 from subnet.chain.base import ChainError
 from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chain
 from subnet.chain.first_seen import FirstSeenStore
+from subnet.chain.preflight import check_ready
 from subnet.cli import app
 from subnet.config import Settings
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
-from subnet.store import Store
+from subnet.observability import configure_logging, start_observability
+from subnet.state import open_subnet_store
+from subnet.text import one_line
+from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
 
@@ -44,25 +50,35 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print each round's report as one JSON line"),
 ) -> None:
     """Run validator rounds until stopped (or once with --once)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Actor call otherwise
     base = Settings()
+    configure_logging(base.log_json)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Actor call otherwise
     settings = base.model_copy(update={"netuid": base.netuid if netuid is None else netuid,
                                        "network": network or base.network})
     err = Console(stderr=True, soft_wrap=True)
     devchain = settings.network == DEVCHAIN
+    chosen = network is not None or "SUBNET_NETWORK" in os.environ or _env_file_sets_network()
+    refusal = implicit_devchain_refusal(devchain, chosen, wallet_name, wallet_hotkey, wallet_path)
+    if refusal:
+        err.print(f"error: {refusal}", markup=False)
+        raise typer.Exit(2)
+    if devchain and not chosen:
+        err.print("note: no network chosen: using the local devchain (--network finney for the real one)", markup=False)
     try:
-        runtime = make_runtime(mode.value, settings, allow_local=devchain)
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
-            uid, new = ensure_devchain_registered(chain, settings.netuid)
+            uid, new = ensure_devchain_registered(chain, settings.netuid, validator_permit=True)
             if new:
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
-    except (RuntimeUnavailable, ChainError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
+        runtime = make_runtime(mode.value, settings, allow_local=devchain)
+        store = open_subnet_store(settings.home, chain.network_id(), settings.network, settings.netuid)
+        observer = start_observability(settings, store)
+    except (RuntimeUnavailable, ChainError, OSError) as exc:
+        err.print(f"error: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    store = Store(settings.store_path)
-    loop = ValidatorLoop(chain, runtime, settings, store, FirstSeenStore.from_settings(settings), allow_local=devchain)
+    loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path), allow_local=devchain,
+                         observer=observer, inspector=ImageInspector(store))
 
     def report(r: RoundReport) -> None:
         if as_json:
@@ -74,15 +90,45 @@ def run(
     try:
         aio.run(loop.run_forever(interval, report, once=once))
     except ChainError as exc:
-        err.print(f"[red]error:[/] chain: {exc}")
+        err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
     except KeyboardInterrupt:
         err.print("stopped")
     finally:
+        observer.close()
         store.close()
 
 
-def _print_summary(report: RoundReport, console: Console) -> None:
-    from subnet.cli.dryrun import print_report
+def implicit_devchain_refusal(devchain: bool, chosen: bool, wallet_name: str, wallet_hotkey: str,
+                              wallet_path: Optional[str]) -> str:
+    """Why the devchain must not be used silently: the network was not chosen and the wallet is a
+    real bittensor wallet (its hotkey file exists) — its owner surely meant a real network."""
+    if not devchain or chosen:
+        return ""
+    from bittensor.wallet import DEFAULT_WALLET_PATH
 
-    print_report(report, console)
+    root = Path(wallet_path or DEFAULT_WALLET_PATH).expanduser()
+    if not (root / wallet_name / "hotkeys" / wallet_hotkey).exists():
+        return ""
+    return (f"no network chosen and {wallet_name}/{wallet_hotkey} is a real wallet: pass --network finney "
+            f"(or test, or a ws:// URL), or --network devchain for the local chain")
+
+
+def _env_file_sets_network() -> bool:
+    env = Path(".env")
+    return env.is_file() and any(line.strip().startswith("SUBNET_NETWORK=") for line in env.read_text().splitlines())
+
+
+def _print_summary(report: RoundReport, console: Console) -> None:
+    """The round as a table that fits 80 columns (shortened image references, score kept)."""
+    from subnet.cli.validator_status import leaderboard_table
+
+    data = report.to_json()
+    miners = sorted(data["miners"], key=lambda m: (-m["weight"], m["uid"]))
+    title = f"round {report.round_id} · block {report.block} · ran {report.evaluated}, cached {report.cached}"
+    console.print(leaderboard_table(miners, title=title))
+    for r in report.rejected:
+        console.print(f"  ignored commitment of {r['hotkey']}: {r['reason']}", style="yellow", markup=False)
+    if report.reveal:
+        console.print(report.reveal, markup=False)
+    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s", markup=False)

@@ -12,7 +12,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import SERVE_PY, SERVER_REQUIREMENTS, wrapper_dockerfile
@@ -67,8 +67,13 @@ def build_env_image(
     network_mode: str = "host",
     nocache: bool = False,
     log: Log | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> BuiltImage:
     """Validate `env_dir`, build it and the Actor wrapper, tag the result `tag`.
+
+    `labels` go on the final image, inside the content its digest covers: `subnet miner build`
+    puts the miner's hotkey there (`subnet.registry_client.LABEL_HOTKEY`), which binds the
+    digest to its author for every validator that reads it.
 
     `network_mode="host"` lets `pip install` in the env's Dockerfile reach PyPI where the default
     bridge has no route out. Raises InvalidEnv / InvalidTag (bad input), DockerUnavailable,
@@ -91,7 +96,7 @@ def build_env_image(
         (root / "server-requirements.txt").write_text(SERVER_REQUIREMENTS)
         (root / "serve.py").write_text(SERVE_PY)
         image_id = _build(client, "Actor wrapper", emit, path=ctx, dockerfile="Dockerfile", tag=tag,
-                          network_mode=network_mode, nocache=nocache)
+                          network_mode=network_mode, nocache=nocache, labels=dict(labels or {}))
     return BuiltImage(tag=tag, image_id=image_id, reference=local_reference(tag, image_id))
 
 

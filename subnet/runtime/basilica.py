@@ -86,8 +86,6 @@ class BasilicaRuntime:
 
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         """One line if the round must be skipped (a spending limit, or nothing to rent)."""
-        if not submissions:
-            return None
         # Between rounds nothing of ours should be alive: settle what an earlier round or process left.
         try:
             left = await _blocking(self.reclaim_forgotten)
@@ -99,6 +97,8 @@ class BasilicaRuntime:
             await _blocking(self.client.settle_costs)
         except BasilicaError as exc:
             log.info("usage history unavailable (prices stay estimates): %s", exc)
+        if not submissions:  # nothing changed: no deployment this round, nothing to budget
+            return None
         try:
             offering = await self._cheapest()
         except InfraFault as exc:

@@ -12,13 +12,15 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from subnet.chain.base import Chain, ChainError
 from subnet.chain.first_seen import FirstSeen
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.commitment import ImageRef
 from subnet.config import Settings
+from subnet.registry_policy import CachingResolver, RegistryRefused, Resolver, check_registry
+from subnet.validator.admission import Admission, ImageInspector, candidate_refs
 from subnet.runtime.images import is_local
 from subnet.store import Store
 from subnet.validator.report import RoundReport
@@ -40,12 +42,23 @@ def load_secret(home: Path) -> bytes:
     return path.read_bytes()
 
 
-def image_resolver(allow_local: bool) -> Callable[[ImageRef], str]:
-    """What the Docker and Basilica runtimes start: the reference itself, pinned by digest."""
+def image_resolver(allow_local: bool, allowed_registries: Sequence[str] = (),
+                   resolve_host: Resolver | None = None) -> Callable[[ImageRef], str]:
+    """What the Docker and Basilica runtimes start: the reference itself, pinned by digest.
+
+    On a real network the registry must pass `subnet.registry_policy` (no loopback, private or
+    link-local registries unless allowlisted); the devchain (`allow_local`) runs local references."""
 
     def resolve(ref: ImageRef) -> str:
-        if is_local(ref) and not allow_local:
-            raise Unresolvable("local.invalid references name images on the miner's machine; push to a registry")
+        if is_local(ref):
+            if not allow_local:
+                raise Unresolvable("local.invalid references name images on the miner's machine; push to a registry")
+            return str(ref)
+        if not allow_local:
+            try:
+                check_registry(ref.registry, allowed_registries, resolve_host)
+            except RegistryRefused as exc:
+                raise Unresolvable(str(exc), kind="registry-refused") from None
         return str(ref)
 
     return resolve
@@ -60,18 +73,27 @@ class ValidatorLoop:
         store: Store,
         first_seen: FirstSeen,
         allow_local: bool = False,
+        observer=None,
+        inspector: ImageInspector | None = None,
     ) -> None:
         self.chain = chain
         self.settings = settings
         self.first_seen = first_seen
-        self.resolve = image_resolver(allow_local)
+        self.resolve = image_resolver(allow_local, settings.allowed_registries, CachingResolver())
+        self.inspector = inspector
+        self.allow_local = allow_local
         self.secret = load_secret(settings.home)
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
-        self.validator = Validator(chain, runtime, challenge, settings, store)
+        self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
 
     async def run_once(self) -> RoundReport:
         raws = await asyncio.to_thread(self.chain.commitments, self.settings.netuid)
-        plan = plan_round(raws, self.resolve, self.first_seen)
+        admission = Admission()
+        if self.inspector is not None:
+            refs = await asyncio.to_thread(candidate_refs, raws, self.resolve, self.allow_local)  # DNS: off the loop
+            admission = await self.inspector.admit(refs)
+        plan = await asyncio.to_thread(plan_round, raws, self.resolve, self.first_seen, None, admission.owners)
+        plan.faults = admission.faults
         block = await asyncio.to_thread(self.chain.current_block)
         return await self.validator.run_round(plan, round_seed(self.secret, block))
 

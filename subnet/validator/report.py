@@ -23,9 +23,10 @@ class MinerReport:
     weight: float
     faults: dict[str, int]
     reason: str = ""
+    cached: bool = False  # scored from a stored evaluation of this digest, not run this round
 
     @classmethod
-    def from_outcome(cls, outcome: MinerOutcome, score: float, weight: float) -> "MinerReport":
+    def from_outcome(cls, outcome: MinerOutcome, score: float, weight: float, cached: bool = False) -> "MinerReport":
         sub = outcome.submission
         counted = outcome.counted
         verified = sum(1 for t in counted if t.verified)
@@ -43,6 +44,7 @@ class MinerReport:
             weight=round(weight, 6),
             faults=outcome.faults,
             reason=outcome.first_reason,
+            cached=cached,
         )
 
 
@@ -56,6 +58,11 @@ class RoundReport:
     weights_set: str = ""  # what happened on chain, one line
     rejected: list[dict[str, Any]] = field(default_factory=list)  # commitments ignored, with reasons
     wall_s: float = 0.0
+    round_id: int = 0
+    block: int = 0
+    evaluated: int = 0  # digests measured this round
+    cached: int = 0  # miners scored from stored results
+    reveal: str = ""  # commit-reveal subnets: what became of the last committed weights
     skipped: str = ""  # why the whole round was skipped (a spending limit), one line
 
     def to_json(self) -> dict[str, Any]:

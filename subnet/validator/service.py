@@ -12,17 +12,20 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from subnet import scoring
-from subnet.chain.base import Chain, ChainError, Neuron, RawCommitment, WeightsRateLimited
+from subnet.chain.base import Chain, ChainError, Neuron, RawCommitment, WeightsRateLimited, WeightsReceipt
 from subnet.chain.commitments import Copy, Rejection, scan_commitments
 from subnet.chain.first_seen import FirstSeen
+from subnet.chain.preflight import check_ready
 from subnet.challenges.base import Challenge, Task
 from subnet.commitment import ImageRef
 from subnet.config import Settings
-from subnet.protocol import FaultKind, Submission
-from subnet.store import Store, TaskRecord
+from subnet.protocol import FaultKind, MinerFault, Submission
+from subnet.text import one_line
+from subnet.store import Evaluation, Store, TaskRecord
+from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.report import MinerReport, RoundReport
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
 
@@ -31,8 +34,22 @@ log = logging.getLogger(__name__)
 Resolver = Callable[[ImageRef], str]  # image ref → what the runtime starts (env dir, image ref)
 
 
+class RoundObserver(Protocol):
+    """Told when a round starts and ends (metrics)."""
+
+    def round_started(self, round_id: int) -> None: ...
+
+    def round_finished(self, report: RoundReport, fresh: Sequence[MinerOutcome], receipt: WeightsReceipt | None) -> None: ...
+
+    def round_aborted(self) -> None: ...
+
+
 class Unresolvable(Exception):
     """A well-formed reference this validator will not run (e.g. a local-only image on chain)."""
+
+    def __init__(self, message: str, kind: str = "unresolvable") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -42,6 +59,8 @@ class RoundPlan:
     submissions: list[Submission] = field(default_factory=list)
     copies: list[Copy] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    # digest → why its image cannot run this round (found out from the registry before any pull)
+    faults: dict[str, Exception] = field(default_factory=dict)
 
 
 def round_seed(secret: bytes, block: int) -> bytes:
@@ -64,15 +83,16 @@ def plan_round(
     resolve: Resolver,
     first_seen: FirstSeen | None = None,
     labels: dict[str, str] | None = None,
+    image_owners: dict[str, str | None] | None = None,
 ) -> RoundPlan:
     """Parse every commitment strictly, settle digest ownership, resolve what to run."""
-    scan = scan_commitments(raws, first_seen)
+    scan = scan_commitments(raws, first_seen, image_owners)
     plan = RoundPlan(copies=scan.copies, rejected=list(scan.rejected))
     for entry in scan.accepted:
         try:
             source = resolve(entry.image)
         except Unresolvable as exc:
-            plan.rejected.append(Rejection(entry.hotkey, entry.uid, str(exc), "unresolvable"))
+            plan.rejected.append(Rejection(entry.hotkey, entry.uid, str(exc), exc.kind))
             continue
         label = (labels or {}).get(entry.image.digest, str(entry.image))
         plan.submissions.append(Submission(entry.uid, entry.hotkey, source, entry.image.digest, label))
@@ -82,37 +102,68 @@ def plan_round(
 
 
 class Validator:
-    def __init__(self, chain: Chain, runtime, challenge: Challenge, settings: Settings, store: Store) -> None:
+    def __init__(self, chain: Chain, runtime, challenge: Challenge, settings: Settings, store: Store,
+                 observer: RoundObserver | None = None) -> None:
         self.chain = chain
         self.runtime = runtime
         self.challenge = challenge
         self.settings = settings
         self.store = store
+        self.observer = observer
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
+        try:
+            return await self._run_round(plan, seed, progress)
+        except BaseException:
+            if self.observer:
+                self.observer.round_aborted()
+            raise
+
+    async def _run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None) -> RoundReport:
         started = time.perf_counter()
-        refusal = await _preflight(self.runtime, plan.submissions)
+        netuid = self.settings.netuid
+        # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
+        # Standing first: weights the chain would refuse are not worth any compute.
+        await asyncio.to_thread(check_ready, self.chain, netuid, self.settings.version_key)
+        key = challenge_key(self.challenge)
+        runnable = [s for s in plan.submissions if s.digest not in plan.faults]
+        split = split_due(runnable, self.store.evaluations(key), time.time(),
+                          self.settings.reeval_interval, self.settings.reeval_slice)
+        refusal = await _preflight(self.runtime, split.due)  # only changed images will deploy
         if refusal:  # a spending limit: the whole round is skipped, never half-run
             log.warning("%s", refusal)
             return RoundReport(mode=self.runtime.name, challenge=self.challenge.name, tasks_per_miner=0, miners=[],
                                weights={}, weights_set="not set: round skipped", skipped=refusal,
                                wall_s=round(time.perf_counter() - started, 3))
-        # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
+        reveal = await asyncio.to_thread(self._confirm_reveal)
         block = await asyncio.to_thread(self.chain.current_block)
-        round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
+        round_id = self.store.begin_round(self.runtime.name, key, block)
+        if self.observer:
+            self.observer.round_started(round_id)
         tasks = self.challenge.make_tasks(seed, self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
-        outcomes = await engine.run(plan.submissions, tasks, progress)
-        outcomes += [_copy_outcome(c, tasks) for c in plan.copies]
-        self.store.finish_round(round_id, _records(outcomes))
+        fresh = await engine.run(split.due, tasks, progress) if split.due else []
+        blocked = [_fault_outcome(s, plan.faults[s.digest], tasks) for s in plan.submissions if s.digest in plan.faults]
+        outcomes, evaluated, reused = self._settle(fresh + blocked, split)
+        evaluated = [d for d in evaluated if d not in plan.faults]  # never run: nothing to cache
+        copies = [_copy_outcome(c, tasks) for c in plan.copies]
+        self.store.finish_round(round_id, _records(fresh + blocked + copies))
+        self.store.record_evaluations(key, round_id, evaluated)
+        outcomes += copies
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
-        neurons = await asyncio.to_thread(self.chain.neurons, self.settings.netuid)
+        neurons = await asyncio.to_thread(self.chain.neurons, netuid)
         smoothed = self._smooth(outcomes, raw, neurons, round_id)
         weights = self._weights(smoothed, neurons)
-        outcome_line = await asyncio.to_thread(self._set_weights, weights)
-        miners = [MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0)) for o in outcomes]
-        return RoundReport(
+        outcome_line, receipt = await asyncio.to_thread(self._set_weights, weights)
+        if receipt is not None:
+            self.store.record_weights(round_id, receipt.block, receipt.status, weights, receipt.reveal_round)
+        miners = [
+            MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0),
+                                     cached=o.submission.uid in reused)
+            for o in outcomes
+        ]
+        report = RoundReport(
             mode=self.runtime.name,
             challenge=self.challenge.name,
             tasks_per_miner=len(tasks),
@@ -121,6 +172,53 @@ class Validator:
             weights_set=outcome_line,
             rejected=[{"hotkey": r.hotkey, "uid": r.uid, "kind": r.kind, "reason": r.reason} for r in plan.rejected],
             wall_s=round(time.perf_counter() - started, 3),
+            round_id=round_id,
+            block=block,
+            evaluated=len(evaluated),
+            cached=len(reused),
+            reveal=reveal,
+        )
+        summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
+                   "rejected": len(plan.rejected), "weights_status": outcome_line,
+                   "weights_block": receipt.block if receipt else None}
+        self.store.save_summary(round_id, summary, report.to_json())
+        if self.observer:
+            self.observer.round_finished(report, fresh, receipt)
+        return report
+
+    def _settle(self, fresh: list[MinerOutcome], split) -> tuple[list[MinerOutcome], list[str], set[int]]:
+        """This round's outcomes: fresh results where the miner was actually measured, stored ones
+        otherwise. A fresh run lost entirely to infrastructure keeps the previous result (and is
+        tried again next round); only measured digests count as evaluated."""
+        previous = {sub.digest: ev for sub, ev in split.reused}
+        previous.update(self.store.evaluations(challenge_key(self.challenge)))
+        outcomes: list[MinerOutcome] = []
+        evaluated: list[str] = []
+        reused: set[int] = set()
+        for outcome in fresh:
+            sub = outcome.submission
+            if outcome.counted:
+                outcomes.append(outcome)
+                evaluated.append(sub.digest)
+            elif sub.digest in previous:
+                outcomes.append(self._stored_outcome(sub, previous[sub.digest]))
+                reused.add(sub.uid)
+            else:
+                outcomes.append(outcome)
+        for sub, evaluation in split.reused:
+            outcomes.append(self._stored_outcome(sub, evaluation))
+            reused.add(sub.uid)
+        return outcomes, evaluated, reused
+
+    def _stored_outcome(self, sub: Submission, evaluation: Evaluation) -> MinerOutcome:
+        records = [r for r in self.store.results_for_digest(sub.digest, evaluation.round_id) if r.fault != "copy"]
+        first = records[0] if records else None
+        return MinerOutcome(
+            sub,
+            [TaskOutcome(r.task_index, verified=r.verified, fault=_fault_kind(r.fault), reason=r.reason,
+                         latency_ms=r.latency_ms, infra=r.fault == "infra") for r in records],
+            gpu_type=first.gpu_type if first else None,
+            hourly_price=first.hourly_price if first else None,
         )
 
     def _smooth(
@@ -128,11 +226,16 @@ class Validator:
     ) -> dict[str, float]:
         current = {o.submission.hotkey: raw[o.submission.uid] for o in outcomes if o.counted}
         evaluated = {o.submission.hotkey for o in outcomes}
+        registered = {n.hotkey for n in neurons}
         # Registered miners with nothing valid committed this round decay toward zero.
         for neuron in neurons:
             if neuron.hotkey not in evaluated and neuron.hotkey != self.chain.hotkey:
                 current.setdefault(neuron.hotkey, 0.0)
-        smoothed = scoring.smooth(self.store.smoothed_scores(), current, self.settings.ema_alpha)
+        # A hotkey no longer registered (replaced on its uid, deregistered) is forgotten: whoever
+        # holds the uid now starts from nothing.
+        previous = {hk: s for hk, s in self.store.smoothed_scores().items() if hk in registered}
+        smoothed = scoring.smooth(previous, {hk: s for hk, s in current.items() if hk in registered},
+                                  self.settings.ema_alpha)
         self.store.save_smoothed_scores(smoothed, round_id)
         return smoothed
 
@@ -140,19 +243,52 @@ class Validator:
         registered = {n.hotkey: n.uid for n in neurons}
         by_uid = {uid: smoothed[hk] for hk, uid in registered.items() if hk in smoothed}
         s = self.settings
-        return scoring.weights(by_uid, power=s.power, burn_share=s.burn_share, burn_uid=s.burn_uid)
+        weights = scoring.weights(by_uid, power=s.power, burn_share=s.burn_share, burn_uid=s.burn_uid)
+        # Nobody earned: all weight to the burn uid, so this validator never goes stale on chain.
+        return weights or {s.burn_uid: 1.0}
 
-    def _set_weights(self, weights: dict[int, float]) -> str:
-        if not weights:
-            return "not set: nothing to pay"
+    def _set_weights(self, weights: dict[int, float]) -> tuple[str, WeightsReceipt | None]:
         try:
-            self.chain.set_weights(self.settings.netuid, weights, self.settings.version_key)
+            receipt = self.chain.set_weights(self.settings.netuid, weights, self.settings.version_key)
         except WeightsRateLimited as exc:
-            return f"not set: rate limited, retry in {exc.retry_in_blocks} blocks"
+            return f"not set: rate limited, retry in {exc.retry_in_blocks} blocks", None
         except ChainError as exc:
             log.warning("set_weights failed: %s", exc)
-            return f"not set: {exc}"
-        return f"set for {len(weights)} uids"
+            return f"not set: {exc}", None
+        burn = " (nobody earned: all to the burn uid)" if set(weights) == {self.settings.burn_uid} else ""
+        if receipt is not None and receipt.status == "committed":
+            return f"committed for {len(weights)} uids at block {receipt.block}; reveal pending{burn}", receipt
+        return f"set for {len(weights)} uids{burn}", receipt
+
+    def _confirm_reveal(self) -> str:
+        """On commit-reveal subnets: did the last committed weights land when revealed?"""
+        last = self.store.last_weights()
+        if last is None or last.status != "committed" or last.confirmed_block is not None:
+            return ""
+        try:
+            row = self.chain.weights_row(self.settings.netuid)
+        except ChainError as exc:
+            return f"reveal of round {last.round_id}: unknown ({exc})"
+        if row is not None and weights_match(row, last.weights):
+            block = self.chain.current_block()
+            self.store.confirm_weights(last.round_id, block)
+            return f"reveal of round {last.round_id} confirmed at block {block}"
+        return f"reveal of round {last.round_id} pending"
+
+
+def weights_match(on_chain: dict[int, float], sent: dict[int, float], tolerance: float = 0.01) -> bool:
+    """Whether a revealed row is what was sent (u16 quantisation allowed for)."""
+    if {u for u, w in on_chain.items() if w > 0} != {u for u, w in sent.items() if w > 0}:
+        return False
+    total = sum(sent.values()) or 1.0
+    return all(abs(on_chain.get(u, 0.0) - w / total) <= tolerance for u, w in sent.items())
+
+
+def _fault_kind(value: str | None) -> FaultKind | None:
+    try:
+        return FaultKind(value) if value and value != "infra" else None
+    except ValueError:
+        return FaultKind.ERROR
 
 
 async def _preflight(runtime, submissions: Sequence[Submission]) -> str | None:
@@ -165,6 +301,14 @@ def _copy_outcome(copy: Copy, tasks: Sequence[Task]) -> MinerOutcome:
     """A copied image is not run at all: every task is a `copy` fault, so it earns nothing."""
     sub = Submission(copy.uid, copy.hotkey, str(copy.image), copy.image.digest, str(copy.image))
     return MinerOutcome(sub, [TaskOutcome(t.index, fault=FaultKind.COPY, reason=copy.reason) for t in tasks])
+
+
+def _fault_outcome(sub: Submission, fault: Exception, tasks: Sequence[Task]) -> MinerOutcome:
+    """An image the registry check stopped: every task carries the miner's fault, or is infra."""
+    if isinstance(fault, MinerFault):
+        return MinerOutcome(sub, [TaskOutcome(t.index, fault=fault.kind, reason=fault.detail) for t in tasks])
+    reason = f"infrastructure: {one_line(str(fault))}"
+    return MinerOutcome(sub, [TaskOutcome(t.index, reason=reason, infra=True) for t in tasks])
 
 
 def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:

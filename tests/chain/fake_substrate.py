@@ -38,6 +38,9 @@ class Subnet:
     commit_reveal: bool = False
     commitments: dict[str, dict] = field(default_factory=dict)  # hotkey -> Registration record
     weights: dict[str, dict[int, int]] = field(default_factory=dict)  # hotkey -> {uid: u16}
+    weights_version_key: int = 0
+    stakes: dict[str, int] = field(default_factory=dict)  # hotkey -> alpha, in rao
+    pending_reveals: dict[str, bytes] = field(default_factory=dict)  # hotkey -> timelocked commit
 
 
 class FakeSubstrate:
@@ -55,6 +58,8 @@ class FakeSubstrate:
         self.drop_submits = 0  # next N submits lose the websocket before inclusion
         self.drop_after_apply = 0  # next N submits land, then the websocket dies before the receipt
         self.reject_next: Optional[bt.ChainError] = None  # chain-side dispatch error for the next submit
+        self.genesis = "0x" + "ab" * 32
+        self.stake_threshold = 0  # rao; the chain-wide minimum stake to set weights
 
     # -- test setup ----------------------------------------------------------------------------
     def add_subnet(self, netuid: int, **params: Any) -> Subnet:
@@ -69,6 +74,14 @@ class FakeSubstrate:
         net.last_update.append(0)
         self.head += 1
         return len(net.hotkeys) - 1
+
+    def reveal(self, netuid: int, weights: dict[int, int]) -> None:
+        """What the chain does at the drand reveal round: pending commits take effect (the
+        stand-in cannot decrypt them, so the test says what they held)."""
+        net = self.subnets[netuid]
+        for hotkey in list(net.pending_reveals):
+            net.weights[hotkey] = dict(weights)
+            del net.pending_reveals[hotkey]
 
     def put_commitment(self, netuid: int, hotkey: str, data: bytes, block: int | None = None) -> None:
         """A commitment as another miner left it, stored the way the node decodes it."""
@@ -124,6 +137,13 @@ class FakeSubstrate:
     async def query(self, module: str, storage_function: str, params: Optional[list] = None, block_hash=None) -> Any:
         self._live()
         params = list(params or [])
+        if (module, storage_function) == ("System", "BlockHash"):
+            return self.genesis if params == [0] else None
+        if (module, storage_function) == ("SubtensorModule", "StakeThreshold"):
+            return self.stake_threshold
+        if (module, storage_function) == ("SubtensorModule", "TotalHotkeyAlpha"):
+            net = self.subnets.get(params[1])
+            return net.stakes.get(params[0], 0) if net else 0
         if module == "SubtensorModule":
             return self._subtensor_item(storage_function, params)
         if module == "Commitments" and storage_function == "CommitmentOf":
@@ -137,10 +157,15 @@ class FakeSubstrate:
             return None
         if name == "Uids":
             return net.hotkeys.index(params[1]) if params[1] in net.hotkeys else None
+        if name == "Weights":
+            uid = params[1]
+            row = net.weights.get(net.hotkeys[uid]) if uid < len(net.hotkeys) else None
+            return sorted(row.items()) if row else []
         return {
             "WeightsSetRateLimit": net.weights_rate_limit,
             "LastUpdate": list(net.last_update),
             "CommitRevealWeightsEnabled": net.commit_reveal,
+            "WeightsVersionKey": net.weights_version_key,
             "MinAllowedWeights": 0,
             "MaxWeightsLimit": 65535,
             "SubnetEpochConsensus": "Yuma",
@@ -254,10 +279,13 @@ class FakeSubstrate:
             last = net.last_update[uid]
             if last and self.head - last < net.weights_rate_limit:
                 return bt.ChainError("Setting weights too fast.", "SettingWeightsTooFast")
+            if call.params["version_key"] < net.weights_version_key:
+                return bt.ChainError("Incorrect version key.", "IncorrectWeightVersionKey")
             net.weights[signer] = dict(zip(call.params["dests"], call.params["weights"]))
             net.last_update[uid] = self.head
             return None
         if (call.module, call.function) == ("SubtensorModule", "commit_timelocked_mechanism_weights"):
             net.last_update[uid] = self.head
+            net.pending_reveals[signer] = bytes(call.params["commit"])
             return None
         return bt.ChainError(f"call {call.module}.{call.function} not supported by the stand-in")

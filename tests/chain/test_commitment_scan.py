@@ -102,12 +102,26 @@ def test_the_earliest_committer_owns_a_digest_and_later_ones_are_copies():
     assert "5Author" in copy.reason and "\n" not in copy.reason
 
 
-def test_a_same_block_tie_goes_to_the_lower_uid_whatever_the_input_order():
+def test_a_same_block_tie_is_owned_by_nobody_whatever_the_input_order():
     for order in (1, -1):
         entries = [raw(GOOD, uid=9, hotkey="5High", block=100), raw(GOOD, uid=2, hotkey="5Low", block=100)][::order]
         scan = scan_commitments(entries)
-        assert [c.hotkey for c in scan.accepted] == ["5Low"]
-        assert [c.hotkey for c in scan.copies] == ["5High"]
+        assert scan.accepted == []
+        assert [(c.hotkey, c.basis) for c in scan.copies] == [("5Low", "tie"), ("5High", "tie")]
+        assert "nobody owns it" in scan.copies[0].reason
+
+
+def test_the_image_label_decides_ownership_over_first_seen():
+    # A mempool watcher front-runs the author's commitment with the author's own digest.
+    entries = [raw(GOOD, uid=9, hotkey="5Watcher", block=99), raw(GOOD, uid=2, hotkey="5Author", block=100)]
+    scan = scan_commitments(entries, image_owners={DIGEST_A: "5Author"})
+    assert [c.hotkey for c in scan.accepted] == ["5Author"]
+    (copy,) = scan.copies
+    assert (copy.hotkey, copy.basis, copy.owner_hotkey) == ("5Watcher", "label", "5Author")
+    assert "labelled for hotkey 5Author" in copy.reason
+    # A label that names nobody committing the digest: every committer is a copy.
+    alone = scan_commitments([raw(GOOD, uid=9, hotkey="5Watcher", block=99)], image_owners={DIGEST_A: "5Author"})
+    assert alone.accepted == [] and [c.hotkey for c in alone.copies] == ["5Watcher"]
 
 
 def test_first_seen_survives_the_owner_moving_on(tmp_path):

@@ -71,7 +71,7 @@ def test_a_bad_reference_exits_nonzero_with_one_line_saying_why(home, ref, says)
 
 
 def test_devchain_commit_registers_the_miner_and_the_validator_reads_it_back(home):
-    first = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1", "--json")
+    first = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1", "--json", "--no-verify")
     assert first.exit_code == 0, first.output
     assert first.stderr == "devchain: registered alice/hk1 as uid 0 on netuid 3\n"
     out = json.loads(first.stdout)
@@ -79,9 +79,10 @@ def test_devchain_commit_registers_the_miner_and_the_validator_reads_it_back(hom
 
     # A second miner copies the digest under another name; registering again is silent.
     copier = f"docker.io/bob/stolen@{DIGEST_A}"
-    second = invoke("commit", copier, "--netuid", "3", "--network", "devchain", "--wallet.name", "bob", "--json")
+    second = invoke("commit", copier, "--netuid", "3", "--network", "devchain", "--wallet.name", "bob", "--json", "--no-verify")
     assert second.exit_code == 0 and "bob/default as uid 1" in second.stderr
-    again = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1")
+    again = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1",
+                   "--no-verify")
     assert again.exit_code == 0 and again.stderr == "" and "committed" in again.stdout
 
     chain = DevChain(home / "devchain.sqlite")
@@ -147,3 +148,68 @@ def test_miner_script_commits_through_the_subnet_cli(home):
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: invalid image reference: no digest")
+
+
+# -- commit verifies the reference in its registry (in-process transport: no sockets) ----------
+LOOPBACK_REF = f"127.0.0.1:5000/acme/matrix-miner@{DIGEST_A}"
+def _registry(monkeypatch, status: int = 200, label: str | None = None):
+    import httpx
+
+    from subnet.cli import miner_chain as module
+    from subnet.registry_client import LABEL_HOTKEY, RegistryClient
+
+    config_digest = "sha256:" + "9" * 64
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if status != 200:
+            return httpx.Response(status)
+        if "/manifests/" in request.url.path:
+            return httpx.Response(200, json={"config": {"digest": config_digest}})
+        return httpx.Response(200, json={"config": {"Labels": {LABEL_HOTKEY: label} if label else {}}})
+
+    monkeypatch.setattr(module, "registry_client", lambda: RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle))))
+
+
+@pytest.mark.parametrize(
+    "status, label, message",
+    [
+        (404, None, "manifest unknown"),
+        (503, None, "cannot verify"),
+        (200, "someone/else", "labelled for hotkey someone/else, not alice/default"),
+    ],
+)
+def test_commit_refuses_what_validators_could_not_run_or_would_call_a_copy(home, monkeypatch, status, label, message):
+    _registry(monkeypatch, status, label)
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice")
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: not committed:") and message in line
+    assert DevChain(home / "devchain.sqlite").commitments(1) == []
+
+
+def test_commit_goes_ahead_when_the_registry_has_the_image_with_the_right_label(home, monkeypatch):
+    _registry(monkeypatch, 200, "alice/default")
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [c.data.decode() for c in DevChain(home / "devchain.sqlite").commitments(1)] == [LOOPBACK_REF]
+
+
+def test_no_verify_skips_the_registry(home, monkeypatch):
+    _registry(monkeypatch, 404)
+    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--no-verify")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_on_the_devchain_only_registries_on_this_machine_are_asked(home, monkeypatch):
+    _registry(monkeypatch, 404)  # would refuse, if it were asked
+    result = invoke("commit", REF, "--network", "devchain", "--wallet.name", "alice")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_on_a_real_network_any_registry_is_asked(monkeypatch):
+    from subnet.cli import miner_chain as module
+
+    _registry(monkeypatch, 404)
+    with pytest.raises(Exception) as failed:  # typer.Exit after the one-line error
+        module.verify_in_registry(REF, "5Me", local_chain=False)
+    assert getattr(failed.value, "exit_code", None) == 1

@@ -20,6 +20,7 @@ from subnet.commitment import parse_image_ref
 from subnet.miner.build import BuildFailed, build_env_image
 from subnet.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import ACTOR_UID
+from subnet.registry_client import LABEL_HOTKEY
 from docker_support import IMAGES, run, sub
 
 HOSTILE = IMAGES / "hostile"
@@ -184,10 +185,16 @@ def test_publish_pushes_commits_and_the_runtime_pulls_by_digest(docker_client, h
     chain = DevChain(tmp_path / "devchain.sqlite")
     assert [c.data.decode() for c in chain.commitments(1)] == [reference]
 
+    # publish labels the image with the miner's hotkey (so its id differs from the unlabelled build)
+    published = docker_client.images.get(reference)
+    assert published.labels[LABEL_HOTKEY] == "miner/e2e"
     # A validator without the image: drop the registry references, then open pulls by digest.
     for name in (reference, f"{repo}:e2e"):
         docker_client.images.remove(name, noprune=True)
-    assert all(not d.startswith(local_registry) for d in docker_client.images.get(hostile_image.image_id).attrs["RepoDigests"])
+    import docker.errors
+
+    with pytest.raises(docker.errors.ImageNotFound):  # no other tag held it: the image is gone here
+        docker_client.images.get(published.id)
     runtime = make_runtime()
     runtime.allow_local = False  # a validator
 
@@ -197,6 +204,6 @@ def test_publish_pushes_commits_and_the_runtime_pulls_by_digest(docker_client, h
 
     try:
         assert run(scenario()) == "pong"
-        assert reference in docker_client.images.get(hostile_image.image_id).attrs["RepoDigests"]
+        assert docker_client.images.get(reference).id == published.id  # pulled by digest: the same image
     finally:
         docker_client.images.remove(reference, noprune=True)

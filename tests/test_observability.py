@@ -1,0 +1,125 @@
+"""/metrics, /health and /leaderboard on loopback while a round runs; JSON-lines logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from subnet import aio
+from subnet.chain.devchain import DevChain
+from subnet.config import Settings
+from subnet.observability import JsonFormatter, Metrics, MetricsServer, Observability
+from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.store import Store
+from subnet.validator.service import Validator, plan_round
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+class ScrapingRuntime(StandInRuntime):
+    """Scrapes the endpoint from inside the first Actor call: i.e. while the round runs."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(latency_s=0.001)
+        self.url = url
+        self.during: str | None = None
+
+    def open(self, submission):
+        runtime = self
+        inner = super().open(submission)
+
+        class Wrapped:
+            async def __aenter__(self):
+                session = await inner.__aenter__()
+                original = session.call
+
+                async def call(method, kwargs, timeout):
+                    if runtime.during is None:
+                        runtime.during = ""
+                        response = await asyncio.to_thread(httpx.get, runtime.url + "/metrics", timeout=5)
+                        runtime.during = response.text
+                    return await original(method, kwargs, timeout)
+
+                session.call = call
+                return session
+
+            async def __aexit__(self, *exc):
+                return await inner.__aexit__(*exc)
+
+        return Wrapped()
+
+
+def test_metrics_parse_while_a_round_runs_and_the_leaderboard_follows_the_store(tmp_path):
+    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="v")
+    chain.register(1, "v", validator_permit=True)
+    chain.register(1, "alice")
+    chain.as_hotkey("alice").commit(1, f"ghcr.io/a/env@sha256:{1:064x}".encode())
+    store = Store(tmp_path / "subnet.sqlite")
+    metrics = Metrics()
+    server = MetricsServer(metrics, store.path, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.port}"
+    observer = Observability(metrics, server)
+    runtime = ScrapingRuntime(url)
+    try:
+        validator = Validator(chain, observer.wrap(runtime), EchoChallenge(), Settings(home=tmp_path, netuid=1, tasks=3),
+                              store, observer=observer)
+        report = aio.run(validator.run_round(plan_round(chain.commitments(1), lambda ref: str(ref)), b"s"))
+
+        during = samples(runtime.during)
+        assert during[("subnet_round_in_progress", ())] == 1
+        assert during[("subnet_active_actors", (("mode", "stand-in"),))] == 1
+
+        after = samples(httpx.get(url + "/metrics").text)
+        assert after[("subnet_rounds_total", ())] == 1
+        assert after[("subnet_round_in_progress", ())] == 0
+        assert after[("subnet_active_actors", (("mode", "stand-in"),))] == 0
+        assert after[("subnet_evaluations_total", (("fault", "none"), ("outcome", "verified")))] == 3
+        assert after[("subnet_call_latency_seconds_count", ())] == 3
+        assert after[("subnet_weights_total", (("status", "set"),))] == 1
+        assert after[("subnet_last_successful_round", ())] == report.round_id
+        assert all(name.startswith("subnet_") for name, _ in after)
+
+        health = httpx.get(url + "/health").json()
+        assert health["status"] == "ok" and health["last_round_at"] > 0
+        board = httpx.get(url + "/leaderboard").json()
+        assert board["round"] == report.round_id
+        assert [(m["hotkey"], m["weight"]) for m in board["miners"]] == [("alice", 1.0)]
+        assert httpx.get(url + "/nope").status_code == 404
+    finally:
+        observer.close()
+        store.close()
+
+
+def test_json_logs_are_one_object_per_line():
+    record = logging.LogRecord("subnet.x", logging.WARNING, __file__, 1, "round %d skipped:\nchain", (3,), None)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line) | {"ts": 0} == {"ts": 0, "level": "warning", "logger": "subnet.x",
+                                            "message": "round 3 skipped:\nchain"}
+
+
+def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
+    from decimal import Decimal
+
+    from subnet.compute.ledger import Ledger
+    from subnet.observability import ledger_spend
+
+    path = tmp_path / "state.sqlite"
+    assert ledger_spend(path, "me") == 0.0  # no ledger yet: nothing spent, nothing created
+    assert not path.exists()
+    with Ledger(path) as ledger:
+        ledger.begin("deployment", "mine", owner="me", hourly_rate=Decimal("0.16"))
+        ledger.mark_stopped("mine", total_cost=Decimal("0.25"))
+        ledger.begin("deployment", "theirs", owner="someone-else", hourly_rate=Decimal("0.16"))
+        ledger.mark_stopped("theirs", total_cost=Decimal("9"))
+    assert ledger_spend(path, "me") == 0.25
