@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     breaker_faults: int = Field(2, ge=1, description="Consecutive timeouts/crashes before a miner's remaining tasks are failed")
     forward_env: list[str] = Field(default_factory=list, description="Env var names forwarded to miner Actors (allowlist)")
 
+    # surviving the host (signals, state file, image pulls)
+    stop_grace: float = Field(30.0, gt=0, description="Seconds SIGTERM/SIGINT waits for the round's teardown before removing by label")
+    state_busy_timeout: float = Field(30.0, gt=0, description="Seconds one state-file write waits on another process's lock (then retried with backoff)")
+    pull_stall_timeout: float = Field(60.0, gt=0, description="An image pull that receives no bytes for this many seconds is abandoned")
+    pull_timeout: float = Field(900.0, gt=0, description="Longest one image pull may take, however it progresses")
+
     # scoring
     accuracy_floor: float = Field(0.8, ge=0, le=1)
     ema_alpha: float = Field(0.3, gt=0, le=1)

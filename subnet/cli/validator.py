@@ -1,9 +1,14 @@
-"""`subnet validator run`: read commitments, run miners' images, verify, score, set weights."""
+"""`subnet validator run`: read commitments, run miners' images, verify, score, set weights.
+
+Exit codes: 0 done or stopped by SIGTERM/SIGINT (one line says what was abandoned), 1 an error
+(one line), 2 another validator holds this SUBNET_HOME.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from enum import Enum
 from typing import Optional
@@ -17,10 +22,13 @@ from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chai
 from subnet.chain.first_seen import FirstSeenStore
 from subnet.cli import app
 from subnet.config import Settings
+from subnet.home_lock import HomeBusy, HomeLock
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.state_db import StateError, check_integrity, describe
 from subnet.store import Store
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
+from subnet.validator.shutdown import StoppedEarly, serve, stop_before_serving
 
 validator_app = typer.Typer(help="Run a validator.", no_args_is_help=True)
 app.add_typer(validator_app, name="validator")
@@ -51,6 +59,22 @@ def run(
                                        "network": network or base.network})
     err = Console(stderr=True, soft_wrap=True)
     devchain = settings.network == DEVCHAIN
+    stop_before_serving()
+    try:
+        _serve(settings, mode, wallet_name, wallet_hotkey, wallet_path, once, interval, as_json, err)
+    except StoppedEarly as exc:
+        err.print(str(exc))
+
+
+def _serve(settings: Settings, mode: "ValidatorMode", wallet_name: str, wallet_hotkey: str,
+           wallet_path: Optional[str], once: bool, interval: float, as_json: bool, err: Console) -> None:
+    devchain = settings.network == DEVCHAIN
+    try:
+        home_lock = HomeLock(settings.home).acquire()  # held until the process ends
+    except HomeBusy as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    store = _open_store(settings, err)
     try:
         runtime = make_runtime(mode.value, settings, allow_local=devchain)
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
@@ -61,7 +85,6 @@ def run(
     except (RuntimeUnavailable, ChainError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
-    store = Store(settings.store_path)
     loop = ValidatorLoop(chain, runtime, settings, store, FirstSeenStore.from_settings(settings), allow_local=devchain)
 
     def report(r: RoundReport) -> None:
@@ -72,14 +95,36 @@ def run(
             _print_summary(r, Console())
 
     try:
-        aio.run(loop.run_forever(interval, report, once=once))
+        stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
     except ChainError as exc:
         err.print(f"[red]error:[/] chain: {exc}")
         raise typer.Exit(1)
-    except KeyboardInterrupt:
-        err.print("stopped")
+    except StateError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
     finally:
+        getattr(runtime, "close", lambda: None)()
         store.close()
+        home_lock.release()
+    if stopped:
+        err.print(stopped)
+
+
+def _open_store(settings: Settings, err: Console) -> Store:
+    """The state store, checked: a damaged file is named with what to do; runs a crash left
+    unfinished are marked abandoned (never counted)."""
+    try:
+        check_integrity(settings.store_path)
+        store = Store(settings.store_path, busy_timeout=settings.state_busy_timeout)
+        abandoned = store.abandon_unfinished("the validator stopped mid-round (crash or kill)")
+    except (StateError, sqlite3.Error) as exc:
+        why = exc if isinstance(exc, StateError) else describe(exc, settings.store_path)
+        err.print(f"[red]error:[/] {why}")
+        raise typer.Exit(1)
+    if abandoned:
+        logging.getLogger(__name__).warning("round(s) %s had no end (crash or kill): marked abandoned",
+                                            ", ".join(map(str, abandoned)))
+    return store
 
 
 def _print_summary(report: RoundReport, console: Console) -> None:

@@ -1,8 +1,10 @@
 """The long-running validator: a round every `interval` seconds until stopped.
 
-Chain trouble (a dropped websocket, a node that does not answer) ends a round early with one line
-in the log and a backoff; it never ends the validator. Weights that are rate-limited are simply
-not sent this round; the next round tries again.
+Chain trouble (a dropped websocket, a node that does not answer) and state-file trouble (locked,
+full, damaged: `subnet.state_db`) end a round early with one line in the log and a backoff; they
+never end the validator, and results already gathered are kept (`subnet.validator.results`).
+Weights that are rate-limited are simply not sent this round; the next round tries again. Each
+round starts by reaping this validator's own leftovers from dead runs (`DockerRuntime.reap_stale`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +22,10 @@ from subnet.chain.first_seen import FirstSeen
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.commitment import ImageRef
 from subnet.config import Settings
+from subnet.protocol import InfraFault
 from subnet.runtime.images import is_local
+from subnet.state_db import StateError, describe, retrying
+from subnet.text import one_line
 from subnet.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.service import Unresolvable, Validator, plan_round, round_seed
@@ -62,6 +68,8 @@ class ValidatorLoop:
         allow_local: bool = False,
     ) -> None:
         self.chain = chain
+        self.runtime = runtime
+        self.store = store
         self.settings = settings
         self.first_seen = first_seen
         self.resolve = image_resolver(allow_local)
@@ -70,6 +78,7 @@ class ValidatorLoop:
         self.validator = Validator(chain, runtime, challenge, settings, store)
 
     async def run_once(self) -> RoundReport:
+        await self._reap()
         raws = await asyncio.to_thread(self.chain.commitments, self.settings.netuid)
         plan = plan_round(raws, self.resolve, self.first_seen)
         block = await asyncio.to_thread(self.chain.current_block)
@@ -84,9 +93,40 @@ class ValidatorLoop:
                 if once:
                     return
                 await asyncio.sleep(interval_s)
-            except ChainError as exc:
+            except (ChainError, StateError, sqlite3.Error) as exc:
                 if once:
-                    raise
-                log.warning("round skipped: chain: %s; retrying in %.0fs", exc, backoff)
+                    raise self._state_error(exc)
+                log.warning("round skipped: %s; retrying in %.0fs", self._why(exc), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _state_error(self, exc: Exception) -> Exception:
+        # First-seen digests and others share the store's file and raise raw sqlite3 errors.
+        return describe(exc, self.settings.store_path) if isinstance(exc, sqlite3.Error) else exc
+
+    def _why(self, exc: Exception) -> str:
+        return f"chain: {exc}" if isinstance(exc, ChainError) else str(self._state_error(exc))
+
+    async def _reap(self) -> None:
+        reap = getattr(self.runtime, "reap_stale", None)
+        if reap is None:
+            return
+        try:
+            await asyncio.to_thread(reap)
+        except InfraFault as exc:  # the round's own starts will say so per miner
+            log.warning("could not look for leftovers: %s", one_line(str(exc)))
+
+    # -- stopping (see subnet.validator.shutdown) -------------------------------------------------
+    def remove_leftovers(self) -> int:
+        """Remove whatever this run still owns in the runtime (blocking); how many objects."""
+        remove = getattr(self.runtime, "remove_own", None)
+        return remove() if remove is not None else 0
+
+    def abandon_unfinished(self, reason: str) -> list[int]:
+        """Mark rounds without an end abandoned (but those whose results wait in memory)."""
+        self.validator.results.flush()
+        keep = self.validator.results.unwritten_rounds
+        return retrying(self.store.path, lambda: self.store.abandon_unfinished(reason, keep))
+
+    def unwritten_rounds(self) -> list[int]:
+        return self.validator.results.unwritten_rounds

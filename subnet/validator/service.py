@@ -24,6 +24,7 @@ from subnet.config import Settings
 from subnet.protocol import FaultKind, Submission
 from subnet.store import Store, TaskRecord
 from subnet.validator.report import MinerReport, RoundReport
+from subnet.validator.results import ResultWriter
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ class RoundPlan:
 def round_seed(secret: bytes, block: int) -> bytes:
     """Tasks depend on the validator's secret and the block: unpredictable to miners."""
     return hashlib.sha256(secret + block.to_bytes(8, "big")).digest()
+
+
+def numbered_seed(seed: bytes, round_number: int) -> bytes:
+    """Mix in the round's number (kept in the state, never reused), so no two rounds send the
+    same tasks even when the block did not advance."""
+    return hashlib.sha256(seed + round_number.to_bytes(8, "big")).digest()
 
 
 def limits_from(settings: Settings) -> RoundLimits:
@@ -88,17 +95,18 @@ class Validator:
         self.challenge = challenge
         self.settings = settings
         self.store = store
+        self.results = ResultWriter(store)  # a failed write is kept and retried, never lost
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         started = time.perf_counter()
         # Chain calls are blocking network I/O on a real chain: keep them off the event loop.
         block = await asyncio.to_thread(self.chain.current_block)
-        round_id = self.store.begin_round(self.runtime.name, self.challenge.name, block)
-        tasks = self.challenge.make_tasks(seed, self.settings.tasks)
+        round_id = self.results.begin_round(self.runtime.name, self.challenge.name, block)
+        tasks = self.challenge.make_tasks(numbered_seed(seed, round_id), self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
         outcomes = await engine.run(plan.submissions, tasks, progress)
         outcomes += [_copy_outcome(c, tasks) for c in plan.copies]
-        self.store.finish_round(round_id, _records(outcomes))
+        self.results.finish_round(round_id, _records(outcomes))
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
         neurons = await asyncio.to_thread(self.chain.neurons, self.settings.netuid)
@@ -126,8 +134,8 @@ class Validator:
         for neuron in neurons:
             if neuron.hotkey not in evaluated and neuron.hotkey != self.chain.hotkey:
                 current.setdefault(neuron.hotkey, 0.0)
-        smoothed = scoring.smooth(self.store.smoothed_scores(), current, self.settings.ema_alpha)
-        self.store.save_smoothed_scores(smoothed, round_id)
+        smoothed = scoring.smooth(self.results.smoothed_scores(), current, self.settings.ema_alpha)
+        self.results.save_smoothed_scores(smoothed, round_id)
         return smoothed
 
     def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> dict[int, float]:
