@@ -68,7 +68,7 @@ def _low_space(path: Path) -> bool:
 
 
 def retrying(
-    path: Path, fn: Callable[[], T], *, retries: int = BUSY_RETRIES, first_backoff_s: float = FIRST_BACKOFF_S,
+    path: Path, fn: Callable[[], T], *, retries: int = BUSY_RETRIES, first_backoff_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """`fn()`, retried with doubling backoff while the database is busy; errors as `StateError`.
@@ -76,7 +76,7 @@ def retrying(
     `fn` must be one unit of work (one transaction): on a failure nothing of it was written, so
     running it again is safe.
     """
-    backoff = first_backoff_s
+    backoff = FIRST_BACKOFF_S if first_backoff_s is None else first_backoff_s
     for attempt in range(retries + 1):
         try:
             return fn()
