@@ -263,7 +263,7 @@ class DockerRuntime:
                 raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
             if image is None and not self.limits.pull:
                 raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
-            return (image or pull(client, ref)).id
+            return (image or pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout)).id
         except PullFailed as exc:
             raise InfraFault(str(exc)) from None
         except InfraFault:
