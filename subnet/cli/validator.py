@@ -85,6 +85,9 @@ def _serve(settings: Settings, mode: "ValidatorMode", wallet_name: str, wallet_h
     except (RuntimeUnavailable, ChainError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1)
+    except sqlite3.Error as exc:  # the devchain's file
+        err.print(f"[red]error:[/] {describe(exc, settings.devchain_path)}")
+        raise typer.Exit(1)
     loop = ValidatorLoop(chain, runtime, settings, store, FirstSeenStore.from_settings(settings), allow_local=devchain)
 
     def report(r: RoundReport) -> None:

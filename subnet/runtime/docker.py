@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -132,6 +134,10 @@ class DockerRuntime:
             ROLE_LABEL: ROLE,
             OWNER_LABEL: self.identity,
             "subnet.run": self.run_id,
+            # Not used here; older validators on the same daemon judge by them and would
+            # otherwise reap these Actors as "another host's".
+            "subnet.pid": str(os.getpid()),
+            "subnet.host": socket.gethostname(),
             "subnet.slot": slot,
             "subnet.uid": str(submission.uid),
         }

@@ -1,8 +1,12 @@
 """Honest answers from the reference env, each after a delay."""
 
+import os as _os
+import sys as _sys
 import time as _time
 
-from honest_env import Actor as _Honest
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))  # the server loads env.py by path
+
+from honest_env import Actor as _Honest  # noqa: E402
 
 DELAY_S = 1.5
 
