@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 
-import httpx
 import pytest
 
 from subnet import aio
@@ -24,7 +23,7 @@ from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.lease import Lease, drop_stale_leases, read_lease, run_is_alive
 from subnet.runtime.basilica import BasilicaRuntime
-from subnet.runtime.process import free_port
+from subnet.runtime.process import free_port, wait_healthy
 from subnet.store import Store
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 from subnet.validator.loop import ValidatorLoop
@@ -40,19 +39,16 @@ IMAGE = "docker.io/miner/env@sha256:" + "ab" * 32
 def slow_actor_url(tmp_path):
     port = free_port()
     env_dir = make_env(tmp_path / "envs", "slow")  # 0.6 s per answer
-    proc = subprocess.Popen([sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    with open(tmp_path / "actor.log", "w+b") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir),
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+            aio.run(wait_healthy(url, 60, proc.poll, log))
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def test_sigterm_mid_round_deletes_every_basilica_deployment(slow_actor_url, tmp_path, monkeypatch):
