@@ -264,3 +264,38 @@ def test_cli_names_a_damaged_state_file_and_exits_1(tmp_path):
     assert ran.returncode == 1
     assert str(tmp_path / "state.sqlite") in ran.stderr and "is damaged" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+def test_the_loop_skips_a_round_it_cannot_open_and_keeps_going(tmp_path, caplog, monkeypatch):
+    """The state file is locked by another process when a round should begin: one line, a short
+    backoff, and the next round runs; nothing had been done, so nothing is lost."""
+    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.validator.loop import ValidatorLoop
+
+    monkeypatch.setattr("subnet.state_db.FIRST_BACKOFF_S", 0.01)
+    store = Store(tmp_path / "state.sqlite", busy_timeout=0.01)
+    validator, _plan, _ = make_validator(tmp_path, store)
+    vloop = ValidatorLoop(validator.chain, StandInRuntime(0.001), validator.settings, store,
+                          FirstSeenStore(tmp_path / "first-seen.sqlite"))
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def backoff_then_release(seconds):
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")  # the other process lets go during the backoff
+
+    vloop.sleep = backoff_then_release
+    reports = []
+
+    class Done(Exception):
+        pass
+
+    def on_report(report):
+        reports.append(report)
+        raise Done
+
+    with caplog.at_level("WARNING"), pytest.raises(Done):
+        aio.run(vloop.run_forever(1, on_report))
+    holder.close()
+    assert "round skipped: state file" in caplog.text and "is locked by another process" in caplog.text
+    assert len(reports) == 1 and stored_rounds(store.path) == [(1, 3, None)]

@@ -22,7 +22,6 @@ from subnet.chain.first_seen import FirstSeen
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.commitment import ImageRef
 from subnet.config import Settings
-from subnet.protocol import InfraFault
 from subnet.runtime.images import is_local
 from subnet.state_db import StateError, describe, retrying
 from subnet.text import one_line
@@ -76,6 +75,7 @@ class ValidatorLoop:
         self.secret = load_secret(settings.home)
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
         self.validator = Validator(chain, runtime, challenge, settings, store)
+        self.sleep = asyncio.sleep  # between rounds and in backoffs (tests shorten it)
 
     async def run_once(self) -> RoundReport:
         await self._reap()
@@ -92,12 +92,12 @@ class ValidatorLoop:
                 backoff = 5.0
                 if once:
                     return
-                await asyncio.sleep(interval_s)
+                await self.sleep(interval_s)
             except (ChainError, StateError, sqlite3.Error) as exc:
                 if once:
                     raise self._state_error(exc)
                 log.warning("round skipped: %s; retrying in %.0fs", self._why(exc), backoff)
-                await asyncio.sleep(backoff)
+                await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _state_error(self, exc: Exception) -> Exception:
@@ -113,7 +113,7 @@ class ValidatorLoop:
             return
         try:
             await asyncio.to_thread(reap)
-        except InfraFault as exc:  # the round's own starts will say so per miner
+        except Exception as exc:  # noqa: BLE001 - the daemon's trouble: the round's starts say so per miner
             log.warning("could not look for leftovers: %s", one_line(str(exc)))
 
     # -- stopping (see subnet.validator.shutdown) -------------------------------------------------
