@@ -194,7 +194,7 @@ class DockerRuntime:
         client = self._connect()
         self._reaped = True
         mine = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}"]}
-        containers = client.containers.list(all=True, filters=mine)
+        containers = client.containers.list(all=True, filters=mine, ignore_removed=True)
         networks = client.networks.list(filters=mine)
         runs = {_labels(o).get("subnet.run", "") for o in (*containers, *networks)} - {self.run_id}
         dead = {run for run in runs if not self._wait_for_verdict(run)}
@@ -226,7 +226,8 @@ class DockerRuntime:
         if self._client is None:
             return 0
         ours = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}", f"subnet.run={self.run_id}"]}
-        removed = sum(_removed(lambda c=c: c.remove(force=True)) for c in self._client.containers.list(all=True, filters=ours))
+        containers = self._client.containers.list(all=True, filters=ours, ignore_removed=True)
+        removed = sum(_removed(lambda c=c: c.remove(force=True)) for c in containers)
         return removed + sum(_removed(lambda n=n: remove_network(n)) for n in self._client.networks.list(filters=ours))
 
     def close(self) -> None:
@@ -297,7 +298,7 @@ class DockerRuntime:
     def _remove_slot(self, client: Any, slot: str) -> None:
         selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
         try:
-            for container in client.containers.list(all=True, filters=selector):
+            for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
                 container.remove(force=True)
             for network in client.networks.list(filters=selector):
                 remove_network(network)
