@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # surviving the host (signals, state file, image pulls)
     stop_grace: float = Field(30.0, gt=0, description="Seconds SIGTERM/SIGINT waits for the round's teardown before removing by label")
     state_busy_timeout: float = Field(30.0, gt=0, description="Seconds one state-file write waits on another process's lock (then retried with backoff)")
-    pull_stall_timeout: float = Field(60.0, gt=0, description="An image pull that receives no bytes for this many seconds is abandoned")
+    pull_stall_timeout: float = Field(60.0, gt=0, description="An image pull that gains less than 256 KiB in this many seconds is abandoned")
     pull_timeout: float = Field(900.0, gt=0, description="Longest one image pull may take, however it progresses")
 
     # scoring

@@ -58,7 +58,6 @@ def run(
     settings = base.model_copy(update={"netuid": base.netuid if netuid is None else netuid,
                                        "network": network or base.network})
     err = Console(stderr=True, soft_wrap=True)
-    devchain = settings.network == DEVCHAIN
     stop_before_serving()
     try:
         _serve(settings, mode, wallet_name, wallet_hotkey, wallet_path, once, interval, as_json, err)
