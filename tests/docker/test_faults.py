@@ -4,7 +4,8 @@ container or network outlives the round (the `make_runtime` fixture asserts that
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import contextlib
+import socket
 import time
 
 import numpy as np
@@ -175,7 +176,7 @@ def test_reap_stale_removes_only_this_validators_dead_runs(docker_client, make_r
 
     def labels(owner: str, run_id: str) -> dict[str, str]:
         return {ROLE_LABEL: ROLE, OWNER_LABEL: owner, "subnet.run": run_id, "subnet.pid": "1",
-                "subnet.host": __import__("socket").gethostname(), TEST_LABEL: "reap"}
+                "subnet.host": socket.gethostname(), TEST_LABEL: "reap"}
 
     folder = lease_dir(tmp_path / "me")
     folder.mkdir(parents=True)
@@ -224,3 +225,30 @@ def test_a_round_cancelled_mid_start_leaves_nothing(make_runtime, wrong_port_ref
     run(scenario())
     assert time.monotonic() - started < 10  # the start is aborted, not waited out (20 s)
     # make_runtime asserts, by label, that no container or network is left
+
+
+def test_every_round_starts_by_reaping_this_validators_orphans(docker_client, make_runtime, base_image, tmp_path):
+    """Not once per process: an orphan that appears while the validator runs (e.g. left by a
+    dry run of the same state directory that was killed) is gone by the next round."""
+    from subnet.chain.devchain import DevChain
+    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.runtime.docker import OWNER_LABEL
+    from subnet.store import Store
+    from subnet.validator.loop import ValidatorLoop
+
+    runtime = make_runtime(home=tmp_path)
+    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
+    chain.register(1, "validator", validator_permit=True)
+    store = Store(tmp_path / "state.sqlite")
+    vloop = ValidatorLoop(chain, runtime, runtime.settings, store, FirstSeenStore(tmp_path / "state.sqlite"))
+    run(vloop.run_once())  # round 1
+    orphan = docker_client.containers.create(base_image.id, ["true"], labels={
+        ROLE_LABEL: ROLE, OWNER_LABEL: runtime.identity, "subnet.run": "killed-dry-run", TEST_LABEL: "reap"})
+    try:
+        run(vloop.run_once())  # round 2 begins by reaping it: the dead run has no lease
+        assert leftovers(docker_client, "killed-dry-run") == ([], [])
+    finally:
+        with contextlib.suppress(Exception):
+            orphan.remove(force=True)
+        store.close()
+        chain.close()
