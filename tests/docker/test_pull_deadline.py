@@ -4,6 +4,7 @@ image, the other miners are run and scored, and the daemon stops talking to that
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -53,3 +54,18 @@ def test_progress_rule_is_bytes_per_window():
     progress.check(start + 18)
     with pytest.raises(PullTimedOut, match="stalled: 5 bytes in the last 10s"):
         progress.check(start + 20)
+
+
+def test_a_registry_at_full_speed_pulls_by_digest(docker_client):
+    """The deadline-aware pull still pulls: the same loopback registry, sending the layer at once."""
+    from subnet.commitment import parse_image_ref
+    from subnet.runtime.images import pull
+
+    with TrickleRegistry(byte_every_s=0, chunk=1 << 30) as registry:
+        ref = parse_image_ref(registry.reference)
+        image = pull(docker_client, ref, stall_s=10, total_s=60)
+        try:
+            assert registry.reference.split("@")[1] in image.attrs["RepoDigests"][0]
+            assert image.attrs["RootFS"]["Layers"] == [json.loads(registry.config)["rootfs"]["diff_ids"][0]]
+        finally:
+            docker_client.images.remove(image.id, force=True)
