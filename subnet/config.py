@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_round_spend: float | None = Field(None, gt=0, description="Dollars per round, at the recorded price, upper bound")
     min_balance: float | None = Field(None, ge=0, description="Skip a round that could take the Basilica balance below this")
 
+    # surviving the host (signals, state file, image pulls)
+    stop_grace: float = Field(30.0, gt=0, description="Seconds SIGTERM/SIGINT waits for the round's teardown before removing by label")
+    state_busy_timeout: float = Field(30.0, gt=0, description="Seconds one state-file write waits on another process's lock (then retried with backoff)")
+    pull_stall_timeout: float = Field(60.0, gt=0, description="An image pull that gains less than 256 KiB in this many seconds is abandoned")
+    pull_timeout: float = Field(900.0, gt=0, description="Longest one image pull may take, however it progresses")
+
     # scoring
     accuracy_floor: float = Field(0.8, ge=0, le=1)
     ema_alpha: float = Field(0.3, gt=0, le=1)

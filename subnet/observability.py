@@ -127,11 +127,13 @@ def ledger_spend(ledger_path: Path, owner: str) -> float:
     """USD spent by `owner` according to the spend ledger (0 when there is no ledger)."""
     if not ledger_path.exists():
         return 0.0
+    from subnet.compute.deployments import ledger_owner
     from subnet.compute.ledger import Ledger
 
     with Ledger(ledger_path) as ledger:
         now = time.time()
-        return float(sum((e.cost_so_far(now) for e in ledger.entries() if e.owner in ("", owner)), Decimal(0)))
+        owners = ("", owner, ledger_owner(owner))  # "": rows from before validator ids
+        return float(sum((e.cost_so_far(now) for e in ledger.entries() if e.owner in owners), Decimal(0)))
 
 
 class MetricsServer:

@@ -45,13 +45,13 @@ def legacy_state_path(home: Path) -> Path:
     return Path(home) / "state.sqlite"
 
 
-def open_subnet_store(home: Path, network_id: str, network: str, netuid: int) -> Store:
+def open_subnet_store(home: Path, network_id: str, network: str, netuid: int, busy_timeout: float = 30.0) -> Store:
     """The store for (network, netuid), migrating a pre-per-subnet `state.sqlite` into it once."""
     path = subnet_state_path(home, network_id, netuid)
     moved = migrate_legacy_state(legacy_state_path(home), path)
     if moved:
         log.info("moved %d rows of %s into %s", moved, legacy_state_path(home), path)
-    store = Store(path)
+    store = Store(path, busy_timeout=busy_timeout)
     store.set_meta({"network": network, "network_id": network_id, "netuid": netuid})
     return store
 

@@ -79,9 +79,9 @@ class SentWeights:
     confirmed_block: int | None
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, busy_timeout: float = 30.0) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     return db
 
@@ -95,10 +95,13 @@ def _task_record(row: tuple) -> TaskRecord:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self._db = connect(self.path)
+        self._db = connect(self.path, busy_timeout)
         self._db.executescript(_SCHEMA)
+        if "abandoned" not in {row[1] for row in self._db.execute("PRAGMA table_info(rounds)")}:
+            # Why a round ended without results (SIGTERM, crash); NULL for a completed round.
+            self._db.execute("ALTER TABLE rounds ADD COLUMN abandoned TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -128,6 +131,16 @@ class Store:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO task_results VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
             self._db.execute("UPDATE rounds SET finished_at=? WHERE id=?", (time.time(), round_id))
+
+    def abandon_unfinished(self, reason: str, keep: Iterable[int] = ()) -> list[int]:
+        """Mark every round without an end (but those in `keep`) abandoned: ended, never counted."""
+        keep = set(keep)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            ids = [i for (i,) in self._db.execute("SELECT id FROM rounds WHERE finished_at IS NULL") if i not in keep]
+            self._db.executemany("UPDATE rounds SET finished_at=?, abandoned=? WHERE id=?",
+                                 [(time.time(), reason, i) for i in ids])
+        return ids
 
     def results_for_digest(self, digest: str, round_id: int | None = None) -> list[TaskRecord]:
         where, args = ("digest=?", (digest,)) if round_id is None else ("digest=? AND round_id=?", (digest, round_id))

@@ -120,6 +120,8 @@ def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
     with Ledger(path) as ledger:
         ledger.begin("deployment", "mine", owner="me", hourly_rate=Decimal("0.16"))
         ledger.mark_stopped("mine", total_cost=Decimal("0.25"))
+        ledger.begin("deployment", "runtime-made", owner="validator:me", hourly_rate=Decimal("0.16"))
+        ledger.mark_stopped("runtime-made", total_cost=Decimal("0.5"))  # what the Basilica runtime writes
         ledger.begin("deployment", "theirs", owner="someone-else", hourly_rate=Decimal("0.16"))
         ledger.mark_stopped("theirs", total_cost=Decimal("9"))
-    assert ledger_spend(path, "me") == 0.25
+    assert ledger_spend(path, "me") == 0.75

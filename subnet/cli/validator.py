@@ -1,32 +1,42 @@
-"""`subnet validator run`: read commitments, run miners' images, verify, score, set weights."""
+"""`subnet validator run`: read commitments, run miners' images, verify, score, set weights.
+
+Exit codes: 0 done or stopped by SIGTERM/SIGINT (one line says what was abandoned), 1 an error
+(one line), 2 another validator holds this SUBNET_HOME, or the devchain was about to be used
+silently for a real wallet.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import sqlite3
 import sys
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
 from subnet import aio
-from subnet.chain.base import ChainError
+from subnet.chain.base import Chain, ChainError
 from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chain
 from subnet.chain.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
 from subnet.cli import app
 from subnet.config import Settings
-from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
-from subnet.state import open_subnet_store
+from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.state import open_subnet_store, subnet_state_path
+from subnet.state_db import StateError, check_integrity, describe
+from subnet.store import Store
 from subnet.text import one_line
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
+from subnet.validator.shutdown import StoppedEarly, serve, stop_before_serving
 
 validator_app = typer.Typer(help="Run a validator.", no_args_is_help=True)
 app.add_typer(validator_app, name="validator")
@@ -56,14 +66,28 @@ def run(
     settings = base.model_copy(update={"netuid": base.netuid if netuid is None else netuid,
                                        "network": network or base.network})
     err = Console(stderr=True, soft_wrap=True)
-    devchain = settings.network == DEVCHAIN
     chosen = network is not None or "SUBNET_NETWORK" in os.environ or _env_file_sets_network()
+    stop_before_serving()
+    try:
+        _serve(settings, chosen, mode, wallet_name, wallet_hotkey, wallet_path, once, interval, as_json, err)
+    except StoppedEarly as exc:
+        err.print(str(exc))
+
+
+def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name: str, wallet_hotkey: str,
+           wallet_path: Optional[str], once: bool, interval: float, as_json: bool, err: Console) -> None:
+    devchain = settings.network == DEVCHAIN
     refusal = implicit_devchain_refusal(devchain, chosen, wallet_name, wallet_hotkey, wallet_path)
     if refusal:
         err.print(f"error: {refusal}", markup=False)
         raise typer.Exit(2)
     if devchain and not chosen:
         err.print("note: no network chosen: using the local devchain (--network finney for the real one)", markup=False)
+    try:
+        home_lock = HomeLock(settings.home).acquire()  # held until the process ends
+    except HomeBusy as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2)
     try:
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
@@ -72,11 +96,14 @@ def run(
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
         check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
         runtime = make_runtime(mode.value, settings, allow_local=devchain)
-        store = open_subnet_store(settings.home, chain.network_id(), settings.network, settings.netuid)
-        observer = start_observability(settings, store)
     except (RuntimeUnavailable, ChainError, OSError) as exc:
         err.print(f"error: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
+    except sqlite3.Error as exc:  # the devchain's file
+        err.print(f"error: {describe(exc, settings.devchain_path)}", markup=False)
+        raise typer.Exit(1)
+    store = _open_store(settings, chain, err)
+    observer = start_observability(settings, store)
     loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path), allow_local=devchain,
                          observer=observer, inspector=ImageInspector(store))
 
@@ -88,15 +115,40 @@ def run(
             _print_summary(r, Console())
 
     try:
-        aio.run(loop.run_forever(interval, report, once=once))
+        stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    except KeyboardInterrupt:
-        err.print("stopped")
+    except StateError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1)
     finally:
         observer.close()
+        getattr(runtime, "close", lambda: None)()
         store.close()
+        home_lock.release()
+    if stopped:
+        err.print(stopped)
+
+
+def _open_store(settings: Settings, chain: Chain, err: Console) -> Store:
+    """This subnet's state store, checked: a damaged file is named with what to do; rounds a crash
+    left unfinished are marked abandoned (never counted)."""
+    path = subnet_state_path(settings.home, chain.network_id(), settings.netuid)
+    try:
+        if path.exists():
+            check_integrity(path)
+        store = open_subnet_store(settings.home, chain.network_id(), settings.network, settings.netuid,
+                                  busy_timeout=settings.state_busy_timeout)
+        abandoned = store.abandon_unfinished("the validator stopped mid-round (crash or kill)")
+    except (StateError, sqlite3.Error, OSError) as exc:
+        why = describe(exc, path) if isinstance(exc, sqlite3.Error) else exc
+        err.print(f"error: {one_line(str(why), 400)}", markup=False)
+        raise typer.Exit(1)
+    if abandoned:
+        logging.getLogger(__name__).warning("round(s) %s had no end (crash or kill): marked abandoned",
+                                            ", ".join(map(str, abandoned)))
+    return store
 
 
 def implicit_devchain_refusal(devchain: bool, chosen: bool, wallet_name: str, wallet_hotkey: str,

@@ -29,6 +29,11 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 _VENDOR_WORDS = {"NVIDIA", "TESLA", "GEFORCE", "QUADRO"}
 
 
+def ledger_owner(identity: str) -> str:
+    """The ledger's owner for what the validator with this id creates (the CLI's rentals are "cli")."""
+    return f"validator:{identity}"
+
+
 def owned_prefix(identity: str) -> str:
     """Every deployment this validator creates has a friendly name starting with this."""
     return f"sn-{identity}-"

@@ -31,7 +31,14 @@ import httpx
 
 from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.deployment_client import DeploymentClient
-from subnet.compute.deployments import CreatedDeployment, DeploymentAccess, DeploymentSpec, friendly_name, owned_prefix
+from subnet.compute.deployments import (
+    CreatedDeployment,
+    DeploymentAccess,
+    DeploymentSpec,
+    friendly_name,
+    ledger_owner,
+    owned_prefix,
+)
 from subnet.compute.errors import BasilicaError
 from subnet.compute.policy import Offering
 from subnet.config import Settings
@@ -80,7 +87,7 @@ class BasilicaRuntime:
 
     @property
     def _owner(self) -> str:
-        return f"{OWNER}:{self.identity}"
+        return ledger_owner(self.identity)
 
     # ---- before the round: the budget guard ----------------------------------------------
 

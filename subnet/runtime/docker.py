@@ -6,8 +6,10 @@ network of its own, start the container through affinetes' docker mode with the 
 `AffinetesSession` over affinetes' wrapper (same call path, response cap and fault mapping as
 every runtime). On exit, however it exits, the container and the network are removed.
 
-Every container and network carries labels (`subnet.role=miner-actor`, `subnet.run`,
-`subnet.pid`, `subnet.host`, `subnet.slot`), so `reap_stale()` removes what a crashed run left.
+Every container and network carries labels (`subnet.role=miner-actor`, `subnet.owner` = this
+validator's identity from its state directory, `subnet.run`, `subnet.slot`). `reap_stale()`
+removes only leftovers of this identity whose run's liveness lease (`subnet.lease`) has gone
+stale: never another validator's, never by host name or PID.
 Blocking Docker and affinetes calls run on a dedicated thread pool; the event loop stays free.
 A validator running in a container with the host's docker.sock joins each Actor's network.
 """
@@ -28,6 +30,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 from subnet.commitment import InvalidCommitment, parse_image_ref
 from subnet.config import Settings
+from subnet.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.text import one_line
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 
 ROLE_LABEL = "subnet.role"
 ROLE = "miner-actor"
+OWNER_LABEL = "subnet.owner"
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="subnet-docker")
 T = TypeVar("T")
 
@@ -119,6 +123,8 @@ class DockerRuntime:
         self.allow_local = allow_local
         self._client = client
         self._reaped = False
+        self.identity = self.settings.identity
+        self.lease = Lease(self.settings.home, self.run_id)
         self._self_container: Any = None  # set when the validator runs in a container (DooD)
         self._looked_for_self = False
 
@@ -126,7 +132,10 @@ class DockerRuntime:
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
         return {
             ROLE_LABEL: ROLE,
+            OWNER_LABEL: self.identity,
             "subnet.run": self.run_id,
+            # Not used here; older validators on the same daemon judge by them and would
+            # otherwise reap these Actors as "another host's".
             "subnet.pid": str(os.getpid()),
             "subnet.host": socket.gethostname(),
             "subnet.slot": slot,
@@ -173,38 +182,62 @@ class DockerRuntime:
 
     # -- housekeeping ------------------------------------------------------------------------
     def reap_stale(self) -> Reaped:
-        """Remove Actor containers and networks left by runs whose process is gone.
+        """Remove this identity's Actor containers and networks whose run is dead by its lease.
 
-        Ours (this run id) and those of live processes on this host (e.g. a concurrent test run)
-        are kept. Blocking; call it at validator start (or let the first `open()` do it).
+        Only objects labelled with this validator's identity are looked at, so other validators
+        (and tests) on the same daemon are never touched. A foreign run of this identity whose
+        lease still looks fresh (e.g. this process was restarted seconds after a SIGKILL) is
+        watched until it either beats again (alive: kept) or goes stale (reaped now), so a
+        restart reclaims its predecessor's leftovers in its first round. Blocking; the validator
+        loop calls it at the start of every round (and the first `open()` of a run does).
         """
         client = self._connect()
         self._reaped = True
-        containers = networks = 0
-        role = {"label": f"{ROLE_LABEL}={ROLE}"}
-        for container in client.containers.list(all=True, filters=role):
-            if self._stale(container.labels or {}):
-                with contextlib.suppress(Exception):
-                    container.remove(force=True)
-                    containers += 1
-        for network in client.networks.list(filters=role):
-            if self._stale(network.attrs.get("Labels") or {}):
-                with contextlib.suppress(Exception):
-                    remove_network(network)
-                    networks += 1
-        if containers or networks:
-            log.info("reaped %d stale Actor container(s) and %d network(s)", containers, networks)
-        return Reaped(containers, networks)
+        mine = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}"]}
+        containers = client.containers.list(all=True, filters=mine, ignore_removed=True)
+        networks = client.networks.list(filters=mine)
+        runs = {_labels(o).get("subnet.run", "") for o in (*containers, *networks)} - {self.run_id}
+        dead = {run for run in runs if not self._wait_for_verdict(run)}
+        reaped = Reaped(
+            sum(_removed(lambda c=c: c.remove(force=True)) for c in containers if _labels(c).get("subnet.run") in dead),
+            sum(_removed(lambda n=n: remove_network(n)) for n in networks if _labels(n).get("subnet.run") in dead),
+        )
+        drop_stale_leases(self.settings.home, keep={self.run_id})
+        if reaped.containers or reaped.networks:
+            log.info("reaped %d Actor container(s) and %d network(s) left by dead run(s) %s of validator %s",
+                     reaped.containers, reaped.networks, ", ".join(sorted(dead)), self.identity)
+        return reaped
 
-    def _stale(self, labels: Mapping[str, str]) -> bool:
-        if labels.get("subnet.run") == self.run_id:
+    def _wait_for_verdict(self, run: str) -> bool:
+        """Is `run` alive? A fresh lease must beat again before its staleness bound to count."""
+        first = read_lease(self.settings.home, run)
+        if first is None or first.stale():
             return False
-        if labels.get("subnet.host") == socket.gethostname():
-            return not _pid_alive(labels.get("subnet.pid", ""))
-        return True  # another host's run on this daemon cannot be checked: one validator per daemon
+        while True:
+            time.sleep(min(0.5, max(0.05, first.stale_after_s / 10)))
+            now = read_lease(self.settings.home, run)
+            if now is None or now.stale():
+                return False
+            if now.beat_at > first.beat_at:
+                return True
+
+    def remove_own(self) -> int:
+        """Remove every container and network of this run now (a stop whose teardown overran)."""
+        if self._client is None:
+            return 0
+        ours = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}", f"subnet.run={self.run_id}"]}
+        containers = self._client.containers.list(all=True, filters=ours, ignore_removed=True)
+        removed = sum(_removed(lambda c=c: c.remove(force=True)) for c in containers)
+        return removed + sum(_removed(lambda n=n: remove_network(n)) for n in self._client.networks.list(filters=ours))
+
+    def close(self) -> None:
+        """Stop this run's heartbeat and drop its lease (call once every Actor is removed)."""
+        self.lease.stop(release=True)
 
     # -- blocking helpers (run on the pool) ----------------------------------------------------
     def _connect(self) -> Any:
+        if not self.lease.running:
+            self.lease.start()  # before anything this run creates can exist
         if self._client is None:
             import docker
 
@@ -237,7 +270,7 @@ class DockerRuntime:
                 raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
             if image is None and not self.limits.pull:
                 raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
-            return (image or pull(client, ref)).id
+            return (image or pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout)).id
         except PullFailed as exc:
             raise InfraFault(str(exc)) from None
         except InfraFault:
@@ -265,7 +298,7 @@ class DockerRuntime:
     def _remove_slot(self, client: Any, slot: str) -> None:
         selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
         try:
-            for container in client.containers.list(all=True, filters=selector):
+            for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
                 container.remove(force=True)
             for network in client.networks.list(filters=selector):
                 remove_network(network)
@@ -286,15 +319,14 @@ async def _release(env: Any) -> None:
         get_registry().unregister(env.name)
 
 
-def _pid_alive(raw: str) -> bool:
+def _labels(obj: Any) -> Mapping[str, str]:
+    return getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
+
+
+def _removed(remove: Callable[[], Any]) -> int:
     try:
-        pid = int(raw)
-    except ValueError:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        remove()
+        return 1
+    except Exception as exc:  # noqa: BLE001 - already gone, or the daemon failed: the next round retries
+        log.warning("could not remove a stale Actor object: %s", one_line(exc))
+        return 0

@@ -74,18 +74,19 @@ def find_local(client: Any, ref: ImageRef) -> Any | None:
     return image
 
 
-def pull(client: Any, ref: ImageRef) -> Any:
-    """Pull `ref` by digest; raises `PullFailed` with one line on any failure."""
+def pull(client: Any, ref: ImageRef, stall_s: float = 60.0, total_s: float = 900.0) -> Any:
+    """Pull `ref` by digest under deadlines (`subnet.runtime.image_pull`); raises `PullFailed`
+    with one line on any failure: a stall, the total cap, or an error from the daemon or registry."""
     import docker.errors
+
+    from subnet.runtime.image_pull import PullRefused, PullTimedOut, stream_pull
 
     repository = f"{ref.registry}/{ref.repository}"
     try:
-        for event in client.api.pull(repository, tag=ref.digest, stream=True, decode=True):
-            if isinstance(event, dict) and event.get("error"):
-                raise PullFailed(f"pull {ref.pinned}: {one_line(event['error'])}")
+        stream_pull(client, repository, ref.digest, stall_s, total_s)
         return client.images.get(ref.pinned)
-    except PullFailed:
-        raise
+    except (PullTimedOut, PullRefused) as exc:
+        raise PullFailed(f"pull {ref.pinned}: {one_line(str(exc))}") from None
     except docker.errors.ImageNotFound:
         raise PullFailed(f"pull {ref.pinned}: the registry sent nothing") from None
     except Exception as exc:  # noqa: BLE001 - registry/daemon errors of every kind are infra

@@ -1,8 +1,10 @@
 """The long-running validator: a round every `interval` seconds until stopped.
 
-Chain trouble (a dropped websocket, a node that does not answer) ends a round early with one line
-in the log and a backoff; it never ends the validator. Weights that are rate-limited are simply
-not sent this round; the next round tries again.
+Chain trouble (a dropped websocket, a node that does not answer) and state-file trouble (locked,
+full, damaged: `subnet.state_db`) end a round early with one line in the log and a backoff; they
+never end the validator, and results already gathered are kept (`subnet.validator.results`).
+Weights that are rate-limited are simply not sent this round; the next round tries again. Each
+round starts by reaping this validator's own leftovers from dead runs (`DockerRuntime.reap_stale`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,6 +25,8 @@ from subnet.config import Settings
 from subnet.registry_policy import CachingResolver, RegistryRefused, Resolver, check_registry
 from subnet.validator.admission import Admission, ImageInspector, candidate_refs
 from subnet.runtime.images import is_local
+from subnet.state_db import StateError, describe, retrying
+from subnet.text import one_line
 from subnet.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.service import Unresolvable, Validator, plan_round, round_seed
@@ -77,6 +82,8 @@ class ValidatorLoop:
         inspector: ImageInspector | None = None,
     ) -> None:
         self.chain = chain
+        self.runtime = runtime
+        self.store = store
         self.settings = settings
         self.first_seen = first_seen
         self.resolve = image_resolver(allow_local, settings.allowed_registries, CachingResolver())
@@ -85,8 +92,10 @@ class ValidatorLoop:
         self.secret = load_secret(settings.home)
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
         self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
+        self.sleep = asyncio.sleep  # between rounds and in backoffs (tests shorten it)
 
     async def run_once(self) -> RoundReport:
+        await self._reap()
         raws = await asyncio.to_thread(self.chain.commitments, self.settings.netuid)
         admission = Admission()
         if self.inspector is not None:
@@ -105,10 +114,41 @@ class ValidatorLoop:
                 backoff = 5.0
                 if once:
                     return
-                await asyncio.sleep(interval_s)
-            except ChainError as exc:
+                await self.sleep(interval_s)
+            except (ChainError, StateError, sqlite3.Error) as exc:
                 if once:
-                    raise
-                log.warning("round skipped: chain: %s; retrying in %.0fs", exc, backoff)
-                await asyncio.sleep(backoff)
+                    raise self._state_error(exc)
+                log.warning("round skipped: %s; retrying in %.0fs", self._why(exc), backoff)
+                await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _state_error(self, exc: Exception) -> Exception:
+        # First-seen digests and others share the store's file and raise raw sqlite3 errors.
+        return describe(exc, self.store.path) if isinstance(exc, sqlite3.Error) else exc
+
+    def _why(self, exc: Exception) -> str:
+        return f"chain: {exc}" if isinstance(exc, ChainError) else str(self._state_error(exc))
+
+    async def _reap(self) -> None:
+        reap = getattr(self.runtime, "reap_stale", None)
+        if reap is None:
+            return
+        try:
+            await asyncio.to_thread(reap)
+        except Exception as exc:  # noqa: BLE001 - the daemon's trouble: the round's starts say so per miner
+            log.warning("could not look for leftovers: %s", one_line(str(exc)))
+
+    # -- stopping (see subnet.validator.shutdown) -------------------------------------------------
+    def remove_leftovers(self) -> int:
+        """Remove whatever this run still owns in the runtime (blocking); how many objects."""
+        remove = getattr(self.runtime, "remove_own", None)
+        return remove() if remove is not None else 0
+
+    def abandon_unfinished(self, reason: str) -> list[int]:
+        """Mark rounds without an end abandoned (but those whose results wait in memory)."""
+        self.validator.results.flush()
+        keep = self.validator.results.unwritten_rounds
+        return retrying(self.store.path, lambda: self.store.abandon_unfinished(reason, keep))
+
+    def unwritten_rounds(self) -> list[int]:
+        return self.validator.results.unwritten_rounds

@@ -27,6 +27,7 @@ from subnet.text import one_line
 from subnet.store import Evaluation, Store, TaskRecord
 from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.report import MinerReport, RoundReport
+from subnet.validator.results import ResultWriter
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,12 @@ class RoundPlan:
 def round_seed(secret: bytes, block: int) -> bytes:
     """Tasks depend on the validator's secret and the block: unpredictable to miners."""
     return hashlib.sha256(secret + block.to_bytes(8, "big")).digest()
+
+
+def numbered_seed(seed: bytes, round_number: int) -> bytes:
+    """Mix in the round's number (kept in the state, never reused), so no two rounds send the
+    same tasks even when the block did not advance."""
+    return hashlib.sha256(seed + round_number.to_bytes(8, "big")).digest()
 
 
 def limits_from(settings: Settings) -> RoundLimits:
@@ -110,6 +117,7 @@ class Validator:
         self.settings = settings
         self.store = store
         self.observer = observer
+        self.results = ResultWriter(store)  # a failed write is kept and retried, never lost
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         try:
@@ -137,18 +145,18 @@ class Validator:
                                wall_s=round(time.perf_counter() - started, 3))
         reveal = await asyncio.to_thread(self._confirm_reveal)
         block = await asyncio.to_thread(self.chain.current_block)
-        round_id = self.store.begin_round(self.runtime.name, key, block)
+        round_id = self.results.begin_round(self.runtime.name, key, block)
         if self.observer:
             self.observer.round_started(round_id)
-        tasks = self.challenge.make_tasks(seed, self.settings.tasks)
+        tasks = self.challenge.make_tasks(numbered_seed(seed, round_id), self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
         fresh = await engine.run(split.due, tasks, progress) if split.due else []
         blocked = [_fault_outcome(s, plan.faults[s.digest], tasks) for s in plan.submissions if s.digest in plan.faults]
         outcomes, evaluated, reused = self._settle(fresh + blocked, split)
         evaluated = [d for d in evaluated if d not in plan.faults]  # never run: nothing to cache
         copies = [_copy_outcome(c, tasks) for c in plan.copies]
-        self.store.finish_round(round_id, _records(fresh + blocked + copies))
-        self.store.record_evaluations(key, round_id, evaluated)
+        self.results.finish_round(round_id, _records(fresh + blocked + copies))
+        self.results.record_evaluations(key, round_id, evaluated)
         outcomes += copies
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
@@ -233,10 +241,10 @@ class Validator:
                 current.setdefault(neuron.hotkey, 0.0)
         # A hotkey no longer registered (replaced on its uid, deregistered) is forgotten: whoever
         # holds the uid now starts from nothing.
-        previous = {hk: s for hk, s in self.store.smoothed_scores().items() if hk in registered}
+        previous = {hk: s for hk, s in self.results.smoothed_scores().items() if hk in registered}
         smoothed = scoring.smooth(previous, {hk: s for hk, s in current.items() if hk in registered},
                                   self.settings.ema_alpha)
-        self.store.save_smoothed_scores(smoothed, round_id)
+        self.results.save_smoothed_scores(smoothed, round_id)
         return smoothed
 
     def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> dict[int, float]:

@@ -86,14 +86,23 @@ def wrong_port_ref(docker_client, hostile_image) -> str:
     return _derived(docker_client, "wrong-port", hostile_image)
 
 
+@pytest.fixture(scope="session")
+def slow_honest_ref(docker_client, reference_image) -> str:
+    """The reference Actor, answering honestly after 1.5 s per call."""
+    return _derived(docker_client, "slow-honest", reference_image)
+
+
 @pytest.fixture
-def make_runtime(docker_client) -> Callable[..., DockerRuntime]:
-    """Runtimes with small limits; after the test, none may have left a container or network."""
+def make_runtime(docker_client, tmp_path_factory) -> Callable[..., DockerRuntime]:
+    """Runtimes with small limits, each its own validator (state directory) unless `home` is
+    given; after the test, none may have left a container or network."""
     made: list[DockerRuntime] = []
 
-    def make(*, start_timeout: float = 30.0, max_response_bytes: int = 1 << 20, forward_env=(), **limits) -> DockerRuntime:
+    def make(*, start_timeout: float = 30.0, max_response_bytes: int = 1 << 20, forward_env=(), home=None,
+             settings: dict | None = None, **limits) -> DockerRuntime:
         settings = Settings(_env_file=None, start_timeout=start_timeout, max_response_bytes=max_response_bytes,
-                            forward_env=list(forward_env))
+                            forward_env=list(forward_env), home=home or tmp_path_factory.mktemp("home"),
+                            **(settings or {}))
         defaults = dict(memory="256m", cpus=1.0, pids=64, tmpfs_size="16m", host_guard="auto")
         runtime = DockerRuntime(settings, DockerSettings(_env_file=None, **{**defaults, **limits}),
                                 allow_local=True, client=docker_client)
@@ -102,6 +111,7 @@ def make_runtime(docker_client) -> Callable[..., DockerRuntime]:
 
     yield make
     for runtime in made:
+        runtime.close()
         containers, networks = leftovers(docker_client, runtime.run_id)
         for leaked in containers:
             leaked.remove(force=True)

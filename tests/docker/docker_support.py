@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from subnet.protocol import Submission
-from subnet.runtime.docker import ROLE, ROLE_LABEL
+from subnet.runtime.docker import OWNER_LABEL, ROLE, ROLE_LABEL
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = Path(__file__).resolve().parent / "images"
@@ -27,4 +27,10 @@ def sub(ref: str, uid: int = 7) -> Submission:
 
 def leftovers(docker_client: Any, run_id: str) -> tuple[list, list]:
     selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.run={run_id}"]}
-    return docker_client.containers.list(all=True, filters=selector), docker_client.networks.list(filters=selector)
+    return docker_client.containers.list(all=True, filters=selector, ignore_removed=True), docker_client.networks.list(filters=selector)
+
+
+def owned_by(docker_client: Any, identity: str) -> tuple[list, list]:
+    """Every Actor container and network of the validator `identity`, any run."""
+    selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={identity}"]}
+    return docker_client.containers.list(all=True, filters=selector, ignore_removed=True), docker_client.networks.list(filters=selector)

@@ -4,7 +4,8 @@ container or network outlives the round (the `make_runtime` fixture asserts that
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import contextlib
+import socket
 import time
 
 import pytest
@@ -159,28 +160,44 @@ def test_concurrent_actors_are_isolated_and_the_loop_stays_free(docker_client, m
     assert max(gaps) < 1.0, f"the event loop was blocked for {max(gaps):.2f}s"
 
 
-def test_reap_stale_removes_dead_runs_only(docker_client, make_runtime, base_image):
-    runtime = make_runtime()
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    import socket
+def test_reap_stale_removes_only_this_validators_dead_runs(docker_client, make_runtime, base_image, tmp_path):
+    """Judged by the lease alone: a dead run whose labels name PID 1 on this very host (alive to
+    `kill(pid, 0)`, as after `docker restart`) is reaped; a live run of the same validator and
+    everything of another validator (or of no validator) are not."""
+    import json
+    import os
 
-    def labels(run_id: str, pid: int) -> dict[str, str]:
-        return {ROLE_LABEL: ROLE, "subnet.run": run_id, "subnet.pid": str(pid),
+    from subnet.lease import Lease, lease_dir
+    from subnet.runtime.docker import OWNER_LABEL
+
+    runtime = make_runtime(home=tmp_path / "me")
+
+    def labels(owner: str, run_id: str) -> dict[str, str]:
+        return {ROLE_LABEL: ROLE, OWNER_LABEL: owner, "subnet.run": run_id, "subnet.pid": "1",
                 "subnet.host": socket.gethostname(), TEST_LABEL: "reap"}
 
-    stale, live = labels("crashed-run", dead.pid), labels("live-run", subprocess.os.getpid())
+    folder = lease_dir(tmp_path / "me")
+    folder.mkdir(parents=True)
+    (folder / "crashed-run.json").write_text(json.dumps({"run": "crashed-run", "pid": 1, "stale_after_s": 6,
+                                                         "beat_at": time.time() - 60}))
+    live = Lease(tmp_path / "me", "live-run", beat_s=0.2).start()
+    cases = {"crashed": labels(runtime.identity, "crashed-run"), "live": labels(runtime.identity, "live-run"),
+             "neighbour": labels("0123456789ab", "neighbour-run"),
+             "unowned": {ROLE_LABEL: ROLE, "subnet.run": "old-run", TEST_LABEL: "reap"}}
     made = []
     try:
-        for lab in (stale, live):
+        for name, lab in cases.items():
             made.append(docker_client.containers.create(base_image.id, ["true"], labels=lab))
-            made.append(docker_client.networks.create(f"subnet-test-reap-{lab['subnet.run']}", internal=True, labels=lab))
+            made.append(docker_client.networks.create(f"subnet-test-reap-{name}-{os.getpid()}", internal=True, labels=lab))
         reaped = runtime.reap_stale()
         assert (reaped.containers, reaped.networks) == (1, 1)
         assert leftovers(docker_client, "crashed-run") == ([], [])
-        kept_containers, kept_networks = leftovers(docker_client, "live-run")
-        assert len(kept_containers) == 1 and len(kept_networks) == 1
+        for run_id in ("live-run", "neighbour-run", "old-run"):
+            kept_containers, kept_networks = leftovers(docker_client, run_id)
+            assert len(kept_containers) == 1 and len(kept_networks) == 1, run_id
+        assert not (folder / "crashed-run.json").exists()  # its lease is dropped with its leftovers
     finally:
+        live.stop()
         for thing in made:
             try:
                 thing.remove(force=True) if hasattr(thing, "stop") else thing.remove()
@@ -206,3 +223,30 @@ def test_a_round_cancelled_mid_start_leaves_nothing(make_runtime, wrong_port_ref
     run(scenario())
     assert time.monotonic() - started < 10  # the start is aborted, not waited out (20 s)
     # make_runtime asserts, by label, that no container or network is left
+
+
+def test_every_round_starts_by_reaping_this_validators_orphans(docker_client, make_runtime, base_image, tmp_path):
+    """Not once per process: an orphan that appears while the validator runs (e.g. left by a
+    dry run of the same state directory that was killed) is gone by the next round."""
+    from subnet.chain.devchain import DevChain
+    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.runtime.docker import OWNER_LABEL
+    from subnet.store import Store
+    from subnet.validator.loop import ValidatorLoop
+
+    runtime = make_runtime(home=tmp_path)
+    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
+    chain.register(1, "validator", validator_permit=True)
+    store = Store(tmp_path / "state.sqlite")
+    vloop = ValidatorLoop(chain, runtime, runtime.settings, store, FirstSeenStore(tmp_path / "state.sqlite"))
+    run(vloop.run_once())  # round 1
+    orphan = docker_client.containers.create(base_image.id, ["true"], labels={
+        ROLE_LABEL: ROLE, OWNER_LABEL: runtime.identity, "subnet.run": "killed-dry-run", TEST_LABEL: "reap"})
+    try:
+        run(vloop.run_once())  # round 2 begins by reaping it: the dead run has no lease
+        assert leftovers(docker_client, "killed-dry-run") == ([], [])
+    finally:
+        with contextlib.suppress(Exception):
+            orphan.remove(force=True)
+        store.close()
+        chain.close()

@@ -1,0 +1,71 @@
+"""A registry that trickles a layer costs one miner its start, not the round: the pull is
+abandoned when it stops making progress, the miner's tasks are infrastructure faults naming the
+image, the other miners are run and scored, and the daemon stops talking to that registry."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from subnet import aio
+from subnet.challenges.matrix_chain import MatrixChain
+from subnet.runtime.image_pull import STALL_MIN_BYTES, Progress, PullTimedOut
+from subnet.validator.round import RoundEngine, RoundLimits
+from docker_support import sub
+from trickle_registry import TrickleRegistry
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.mark.parametrize("every_s, chunk, why", [
+    (0.5, 1, "no progress at all for 4s"),  # one byte every 0.5 s: the daemon reports nothing
+    (0.2, 2048, "bytes in the last 4s"),  # 10 KiB/s: progress, but too little per window
+])
+def test_trickling_registry_costs_one_start_and_the_round_goes_on(
+    docker_client, make_runtime, reference_image, every_s, chunk, why
+):
+    runtime = make_runtime(pull=True, settings={"pull_stall_timeout": 4.0, "pull_timeout": 120.0})
+    engine = RoundEngine(runtime, MatrixChain(n=64, depth=2), RoundLimits(call_timeout=30))
+    with TrickleRegistry(byte_every_s=every_s, chunk=chunk) as registry:
+        honest, trickled = sub(reference_image.reference, uid=1), sub(registry.reference, uid=2)
+        started = time.monotonic()
+        outcomes = aio.run(engine.run([honest, trickled], MatrixChain(n=64, depth=2).make_tasks(b"pull", 2)))
+        wall_s = time.monotonic() - started
+        assert any("/blobs/" in r for r in registry.requests) and registry.layer_bytes_sent > 0  # it was trickling
+        assert registry.hung_up.wait(20), "the daemon kept pulling from the trickling registry"
+    by_uid = {o.submission.uid: o for o in outcomes}
+    assert [t.verified for t in by_uid[1].tasks] == [True, True]  # the honest miner was run and scored
+    slow = by_uid[2].tasks
+    assert all(t.infra for t in slow) and by_uid[2].counted == []  # infrastructure: never charged
+    assert "stalled: " in slow[0].reason and why in slow[0].reason and registry.reference in slow[0].reason
+    assert wall_s < 60, f"the round waited {wall_s:.0f}s on one registry"
+    with pytest.raises(Exception):
+        docker_client.images.get(registry.reference)  # nothing half-pulled was kept as an image
+
+
+def test_progress_rule_is_bytes_per_window():
+    progress = Progress(stall_s=10)
+    start = progress.window_start
+    progress.record({"id": "l1", "status": "Downloading", "progressDetail": {"current": STALL_MIN_BYTES}})
+    progress.check(start + 9)  # a window's worth of bytes: a new window starts
+    progress.record({"id": "l1", "status": "Downloading", "progressDetail": {"current": STALL_MIN_BYTES + 5}})
+    progress.check(start + 18)
+    with pytest.raises(PullTimedOut, match="stalled: 5 bytes in the last 10s"):
+        progress.check(start + 20)
+
+
+def test_a_registry_at_full_speed_pulls_by_digest(docker_client):
+    """The deadline-aware pull still pulls: the same loopback registry, sending the layer at once."""
+    from subnet.commitment import parse_image_ref
+    from subnet.runtime.images import pull
+
+    with TrickleRegistry(byte_every_s=0, chunk=1 << 30) as registry:
+        ref = parse_image_ref(registry.reference)
+        image = pull(docker_client, ref, stall_s=10, total_s=60)
+        try:
+            assert registry.reference.split("@")[1] in image.attrs["RepoDigests"][0]
+            assert image.attrs["RootFS"]["Layers"] == [json.loads(registry.config)["rootfs"]["diff_ids"][0]]
+        finally:
+            docker_client.images.remove(image.id, force=True)

@@ -1,0 +1,109 @@
+"""SIGTERM in the middle of a Basilica round (the real SDK against the local Basilica twin): the
+deployments are deleted through the runtime's shielded teardown, the spend ledger says so, the
+round is marked abandoned, and `serve` returns one line. Plus the liveness lease on its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from subnet import aio
+from subnet.chain.devchain import DevChain
+from subnet.chain.first_seen import FirstSeenStore
+from subnet.compute.basilica import BasilicaGPUClient
+from subnet.compute.ledger import Ledger
+from subnet.compute.settings import load_settings
+from subnet.config import Settings
+from subnet.lease import Lease, drop_stale_leases, read_lease, run_is_alive
+from subnet.runtime.basilica import BasilicaRuntime
+from subnet.runtime.process import free_port, wait_healthy
+from subnet.store import Store
+from subnet.twins.basilica_twin import BasilicaTwin, offering
+from subnet.validator.loop import ValidatorLoop
+from subnet.validator.shutdown import serve
+
+from envs_factory import make_env
+
+TOKEN = "twin-token-for-signals"
+IMAGE = "docker.io/miner/env@sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def slow_actor_url(tmp_path):
+    port = free_port()
+    env_dir = make_env(tmp_path / "envs", "slow")  # 0.6 s per answer
+    with open(tmp_path / "actor.log", "w+b") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir),
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            aio.run(wait_healthy(url, 60, proc.poll, log))
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_sigterm_mid_round_deletes_every_basilica_deployment(slow_actor_url, tmp_path, monkeypatch):
+    with BasilicaTwin(token=TOKEN, offerings=[offering("v100", "TESLA V100", "0.05", is_spot=True)],
+                      deployment_url=slow_actor_url) as twin:
+        monkeypatch.setenv("BASILICA_API_URL", twin.url)
+        monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
+        monkeypatch.setenv("BASILICA_BACKOFF", "0.01")
+        monkeypatch.chdir(tmp_path)
+        settings = Settings(_env_file=None, home=tmp_path, tasks=8, per_miner=1, n=64, depth=2, call_timeout=20)
+        chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
+        chain.register(settings.netuid, "validator", validator_permit=True)
+        chain.register(settings.netuid, "miner")
+        chain.as_hotkey("miner").commit(settings.netuid, IMAGE.encode())
+        ledger = Ledger(settings.ledger_path)
+        runtime = BasilicaRuntime(BasilicaGPUClient(load_settings(), ledger=ledger), settings, poll_s=0.05)
+        store = Store(settings.store_path)
+        vloop = ValidatorLoop(chain, runtime, settings, store, FirstSeenStore(settings.store_path))
+
+        def signal_once_calls_run():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not twin.deployments:
+                time.sleep(0.05)
+            time.sleep(1.5)  # a few 0.6 s calls are in flight or done
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=signal_once_calls_run, daemon=True).start()
+        reports = []
+        line = aio.run(serve(vloop, 60, reports.append, once=False, grace_s=20))
+        assert line == "stopped by SIGTERM: round 1 abandoned, every Actor removed"
+        assert reports == []  # the round was abandoned, not reported
+        assert twin.deployments == {}  # deleted, through the shielded teardown
+        assert [e.state for e in ledger.entries("deployment")] == ["stopped"]
+        db = sqlite3.connect(settings.store_path)
+        assert db.execute("SELECT id, abandoned, finished_at IS NOT NULL FROM rounds").fetchall() == [
+            (1, "stopped by SIGTERM", 1)]
+        assert db.execute("SELECT COUNT(*) FROM task_results").fetchone() == (0,)
+        db.close()
+        store.close()
+        chain.close()
+
+
+def test_a_lease_is_alive_while_it_beats_and_stale_after_a_few_missed_beats(tmp_path):
+    lease = Lease(tmp_path, "run-a", beat_s=0.1, missed=3).start()
+    assert run_is_alive(tmp_path, "run-a")
+    first = read_lease(tmp_path, "run-a").beat_at
+    time.sleep(0.35)
+    assert read_lease(tmp_path, "run-a").beat_at > first  # the background thread keeps beating
+    lease.stop(release=False)  # as SIGKILL leaves it: the file stays, the beats stop
+    assert run_is_alive(tmp_path, "run-a")  # for now
+    time.sleep(0.45)
+    assert not run_is_alive(tmp_path, "run-a")  # judged by its age, never by a PID
+    assert not run_is_alive(tmp_path, "never-ran")
+    other = Lease(tmp_path, "run-b", beat_s=0.1).start()
+    assert drop_stale_leases(tmp_path) == 1
+    assert read_lease(tmp_path, "run-a") is None and run_is_alive(tmp_path, "run-b")
+    other.stop()
+    assert read_lease(tmp_path, "run-b") is None  # a clean stop releases the lease
