@@ -44,7 +44,8 @@ def make_validator(home: Path, store: Store, runtime=None):
     chain.register(NETUID, "validator", validator_permit=True)
     chain.register(NETUID, "miner")
     chain.as_hotkey("miner").commit(NETUID, f"ghcr.io/m/env@{DIGEST}".encode())
-    settings = Settings(_env_file=None, home=home, netuid=NETUID, tasks=3, call_timeout=5)
+    # Every round evaluates anew (no cache): these tests are about what each round writes.
+    settings = Settings(_env_file=None, home=home, netuid=NETUID, tasks=3, call_timeout=5, reeval_interval=0)
     challenge = RecordingChallenge()
     validator = Validator(chain, runtime or StandInRuntime(0.001), challenge, settings, store)
     plan = plan_round(chain.commitments(NETUID), lambda ref: str(ref))
@@ -167,6 +168,8 @@ def test_full_disk_says_disk_full_with_the_path_and_loses_no_round(tiny_disk, ca
 
     @contextlib.asynccontextmanager
     async def open_then_fill(sub):
+        # The WAL is emptied first, so the round's writes need new space and cannot reuse old frames.
+        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         filled.append(fill(tiny_disk))  # the disk fills up while the round runs, after it began
         async with original_open(sub) as session:
             yield session

@@ -29,7 +29,7 @@ from subnet.config import Settings
 from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
-from subnet.state import open_subnet_store, subnet_state_path
+from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
 from subnet.state_db import StateError, check_integrity, describe
 from subnet.store import Store
 from subnet.text import one_line
@@ -136,8 +136,9 @@ def _open_store(settings: Settings, chain: Chain, err: Console) -> Store:
     left unfinished are marked abandoned (never counted)."""
     path = subnet_state_path(settings.home, chain.network_id(), settings.netuid)
     try:
-        if path.exists():
-            check_integrity(path)
+        for candidate in (legacy_state_path(settings.home), path):  # the old file is read to migrate it
+            if candidate.exists():
+                check_integrity(candidate)
         store = open_subnet_store(settings.home, chain.network_id(), settings.network, settings.netuid,
                                   busy_timeout=settings.state_busy_timeout)
         abandoned = store.abandon_unfinished("the validator stopped mid-round (crash or kill)")

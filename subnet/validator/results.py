@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from subnet.state_db import StateError, retrying
 from subnet.store import Store, TaskRecord
@@ -30,6 +30,7 @@ class ResultWriter:
         self.store = store
         self._rounds: list[_Unwritten] = []
         self._evaluations: list[tuple[str, int, list[str]]] = []  # (challenge key, round, digests) not yet stored
+        self._records: list[Callable[[], None]] = []  # weights sent, round summaries: written in order
         self._smoothed: dict[str, float] | None = None  # not yet stored
         self._smoothed_round = 0
 
@@ -52,6 +53,11 @@ class ResultWriter:
         self._evaluations.append((challenge, round_id, list(digests)))
         self.flush()
 
+    def record(self, write: Callable[[], None]) -> None:
+        """Any other write of the round (weights sent, its summary): kept and retried like results."""
+        self._records.append(write)
+        self.flush()
+
     def smoothed_scores(self) -> dict[str, float]:
         if self._smoothed is not None:
             return dict(self._smoothed)
@@ -72,6 +78,9 @@ class ResultWriter:
                 key, round_id, digests = self._evaluations[0]
                 retrying(self.store.path, lambda: self.store.record_evaluations(key, round_id, digests))
                 self._evaluations.pop(0)
+            while self._records:
+                retrying(self.store.path, self._records[0])
+                self._records.pop(0)
             if self._smoothed is not None:
                 scores, round_id = self._smoothed, self._smoothed_round
                 retrying(self.store.path, lambda: self.store.save_smoothed_scores(scores, round_id))

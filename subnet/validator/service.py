@@ -165,7 +165,8 @@ class Validator:
         weights = self._weights(smoothed, neurons)
         outcome_line, receipt = await asyncio.to_thread(self._set_weights, weights)
         if receipt is not None:
-            self.store.record_weights(round_id, receipt.block, receipt.status, weights, receipt.reveal_round)
+            self.results.record(lambda: self.store.record_weights(round_id, receipt.block, receipt.status, weights,
+                                                                  receipt.reveal_round))
         miners = [
             MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0),
                                      cached=o.submission.uid in reused)
@@ -189,7 +190,7 @@ class Validator:
         summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
                    "rejected": len(plan.rejected), "weights_status": outcome_line,
                    "weights_block": receipt.block if receipt else None}
-        self.store.save_summary(round_id, summary, report.to_json())
+        self.results.record(lambda: self.store.save_summary(round_id, summary, report.to_json()))
         if self.observer:
             self.observer.round_finished(report, fresh, receipt)
         return report
