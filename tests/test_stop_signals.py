@@ -7,25 +7,24 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
-import pytest
 
 from subnet import aio
 from subnet.chain.devchain import DevChain
 from subnet.chain.first_seen import FirstSeenStore
 from subnet.compute.basilica import BasilicaGPUClient
+from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.ledger import Ledger
 from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.lease import Lease, drop_stale_leases, read_lease, run_is_alive
 from subnet.runtime.basilica import BasilicaRuntime
-from subnet.runtime.process import free_port, wait_healthy
+from subnet.runtime.process import ProcessRuntime
 from subnet.store import Store
 from subnet.twins.basilica_twin import BasilicaTwin, offering
+from subnet.twins.deployment_host import ActorHost
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.shutdown import serve
 
@@ -35,25 +34,11 @@ TOKEN = "twin-token-for-signals"
 IMAGE = "docker.io/miner/env@sha256:" + "ab" * 32
 
 
-@pytest.fixture
-def slow_actor_url(tmp_path):
-    port = free_port()
-    env_dir = make_env(tmp_path / "envs", "slow")  # 0.6 s per answer
-    with open(tmp_path / "actor.log", "w+b") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir),
-                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            aio.run(wait_healthy(url, 60, proc.poll, log))
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-def test_sigterm_mid_round_deletes_every_basilica_deployment(slow_actor_url, tmp_path, monkeypatch):
+def test_sigterm_mid_round_deletes_every_basilica_deployment(tmp_path, monkeypatch):
+    slow = make_env(tmp_path / "envs", "slow")  # 0.6 s per answer, run for real by the twin's deployment
+    host = ActorHost(ProcessRuntime(start_timeout=60), resolve={IMAGE: str(slow)}.__getitem__)
     with BasilicaTwin(token=TOKEN, offerings=[offering("v100", "TESLA V100", "0.05", is_spot=True)],
-                      deployment_url=slow_actor_url) as twin:
+                      actor_host=host) as twin:
         monkeypatch.setenv("BASILICA_API_URL", twin.url)
         monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
         monkeypatch.setenv("BASILICA_BACKOFF", "0.01")
@@ -64,7 +49,8 @@ def test_sigterm_mid_round_deletes_every_basilica_deployment(slow_actor_url, tmp
         chain.register(settings.netuid, "miner")
         chain.as_hotkey("miner").commit(settings.netuid, IMAGE.encode())
         ledger = Ledger(settings.ledger_path)
-        runtime = BasilicaRuntime(BasilicaGPUClient(load_settings(), ledger=ledger), settings, poll_s=0.05)
+        runtime = BasilicaRuntime(DeploymentClient(BasilicaGPUClient(load_settings(), ledger=ledger)), settings,
+                                  poll_s=0.05)
         store = Store(settings.store_path)
         vloop = ValidatorLoop(chain, runtime, settings, store, FirstSeenStore(settings.store_path))
 
