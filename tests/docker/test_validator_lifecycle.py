@@ -96,7 +96,8 @@ def calls_begun(docker_client, identity: str) -> bool:
 
 def rounds(home: Path) -> list[tuple[int, int, str | None, bool]]:
     """(id, task results stored, abandoned reason, has an end) per round."""
-    db = sqlite3.connect(home / "state.sqlite")
+    (path,) = (home / "subnets").glob("*/netuid-*.sqlite")  # the one subnet these tests run
+    db = sqlite3.connect(path)
     try:
         return db.execute("SELECT r.id, (SELECT COUNT(*) FROM task_results t WHERE t.round_id = r.id), "
                           "r.abandoned, r.finished_at IS NOT NULL FROM rounds r ORDER BY r.id").fetchall()
