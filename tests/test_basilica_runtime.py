@@ -58,6 +58,7 @@ def twin(envs, monkeypatch, tmp_path):
         monkeypatch.setenv("BASILICA_API_URL", twin.url)
         monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
         monkeypatch.setenv("BASILICA_BACKOFF", "0.01")
+        monkeypatch.setenv("BASILICA_REQUESTS_PER_MINUTE", "0")
         monkeypatch.chdir(tmp_path)
         yield twin
 

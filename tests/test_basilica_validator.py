@@ -50,7 +50,7 @@ def world(tmp_path):
     host = ActorHost(ProcessRuntime(start_timeout=30), resolve={image(u): str(p) for u, p in envs.items()}.__getitem__)
     with BasilicaTwin(token=TOKEN, actor_host=host) as twin:
         env = {**os.environ, "SUBNET_HOME": str(tmp_path / "home"), "BASILICA_API_URL": twin.url,
-               "BASILICA_API_TOKEN": TOKEN, "BASILICA_BACKOFF": "0.01", "SUBNET_N": "64", "SUBNET_DEPTH": "2",
+               "BASILICA_API_TOKEN": TOKEN, "BASILICA_BACKOFF": "0.01", "BASILICA_REQUESTS_PER_MINUTE": "0", "SUBNET_N": "64", "SUBNET_DEPTH": "2",
                "SUBNET_TASKS": "3"}
         for uid in envs:
             done = subprocess.run([sys.executable, "-m", "subnet", "miner", "commit", image(uid), "--network",

@@ -11,21 +11,9 @@ from subnet.chain.devchain import DevChain
 from subnet.store import Store
 from subnet.validator.service import Validator, plan_round
 
-import test_basilica_runtime as basilica_tests
-from test_basilica_runtime import runtime_for, twin  # noqa: F401  (fixture)
+from test_basilica_runtime import envs, image_of, runtime_for, twin  # noqa: F401  (fixtures)
 
-# The twin's own fixtures changed when the Basilica twin started running real Actors; take
-# whichever this tree's Basilica tests define, so this test follows them.
-if hasattr(basilica_tests, "envs"):
-    from test_basilica_runtime import envs  # noqa: F401
-else:
-    from test_basilica_runtime import actor_url  # noqa: F401
-
-
-def image(uid: int) -> str:
-    if hasattr(basilica_tests, "image_of"):
-        return basilica_tests.image_of(uid)
-    return f"docker.io/miner{uid}/env@sha256:{uid:064x}"
+image = image_of
 
 
 def test_an_unchanged_round_creates_no_deployment(twin, tmp_path):  # noqa: F811

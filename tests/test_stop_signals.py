@@ -42,6 +42,7 @@ def test_sigterm_mid_round_deletes_every_basilica_deployment(tmp_path, monkeypat
         monkeypatch.setenv("BASILICA_API_URL", twin.url)
         monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
         monkeypatch.setenv("BASILICA_BACKOFF", "0.01")
+        monkeypatch.setenv("BASILICA_REQUESTS_PER_MINUTE", "0")
         monkeypatch.chdir(tmp_path)
         settings = Settings(_env_file=None, home=tmp_path, tasks=8, per_miner=1, n=64, depth=2, call_timeout=20)
         chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")

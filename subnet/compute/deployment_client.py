@@ -107,17 +107,23 @@ class DeploymentClient:
 
     # ---- read ----------------------------------------------------------------------------
 
-    def get(self, deployment_id: str, attempts: int | None = None) -> DeploymentInfo:
+    def get(self, deployment_id: str, attempts: int | None = None, paced: bool = True) -> DeploymentInfo:
         return deployment_info(self.gpu._call(f"read deployment {deployment_id}", self.gpu._sdk.get_deployment,
-                                              deployment_id, attempts=attempts))
+                                              deployment_id, attempts=attempts, paced=paced))
 
-    def list(self, attempts: int | None = None) -> list[DeploymentInfo]:
-        """Every deployment of the account. `attempts=1` lets a poller see a 429 and slow down itself."""
-        res = self.gpu._call("list deployments", self.gpu._sdk.list_deployments, attempts=attempts)
+    def list(self, attempts: int | None = None, paced: bool = True) -> list[DeploymentInfo]:
+        """Every deployment of the account. A poller passes `attempts=1` to see a 429 and slow down
+        itself, and `paced=False` when it took its pacer token already."""
+        res = self.gpu._call("list deployments", self.gpu._sdk.list_deployments, attempts=attempts, paced=paced)
         return [deployment_info(d) for d in res.deployments]
 
     def find_by_friendly_name(self, name: str) -> DeploymentInfo | None:
         return next((d for d in self.list() if d.friendly_name == name), None)
+
+    def poll_token(self) -> bool:
+        """A request of the round's budget for polling, if one is free now (creates and deletes,
+        which hold money, never wait behind polls)."""
+        return self.gpu._pacer.try_acquire()
 
     def logs_tail(self, deployment_id: str, lines: int = 20) -> str:
         try:

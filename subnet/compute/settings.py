@@ -45,6 +45,9 @@ class BasilicaSettings(BaseSettings):
     retries: int = Field(4, ge=1, le=10, description="Attempts per call for 429/5xx/network errors")
     backoff: float = Field(0.5, ge=0, le=30, description="First retry delay in seconds; doubles per attempt")
     timeout: float = Field(60.0, gt=0, description="Deadline per API call in seconds")
+    # burst + per minute = 60: under the public server's 60 a minute per client however it counts
+    requests_per_minute: float = Field(50.0, ge=0, description="Our own pace of API calls (0: unpaced)")
+    request_burst: int = Field(10, ge=1, description="API calls allowed at once before pacing applies")
     ssh_public_key: Path = Field(
         default_factory=lambda: Path.home() / ".ssh" / "id_ed25519.pub",
         description="Public key registered with Basilica when the account has none",

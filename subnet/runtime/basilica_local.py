@@ -37,7 +37,9 @@ class LocalBasilica:
         self.twin = BasilicaTwin(token=token, actor_host=ActorHost(inner, resolve=self._images.__getitem__))
         self.twin.start()
         self._ledger = Ledger(self._home / "ledger.sqlite")
-        gpu = BasilicaGPUClient(load_settings(api_key=token, api_url=self.twin.url), ledger=self._ledger)
+        # The local twin has no rate limit to respect: unpaced.
+        gpu = BasilicaGPUClient(load_settings(api_key=token, api_url=self.twin.url, requests_per_minute=0),
+                                ledger=self._ledger)
         local = settings.model_copy(update={"home": self._home})
         self.runtime = BasilicaRuntime(DeploymentClient(gpu), local, poll_s=poll_s)
 

@@ -128,15 +128,17 @@ class DeploymentWatch:
 
     async def _do_refresh(self) -> None:
         try:
+            if not self.client.poll_token():
+                return  # the request budget is spoken for (creates, deletes): poll next cycle
             self.requests += 1
-            listing = await _blocking(self.client.list, 1)
+            listing = await _blocking(self.client.list, 1, False)
             self._listing = {d.id: d for d in listing}
             pending = [i for i, ready in self._watched.items() if not ready and i in self._listing]
-            if pending:
+            if pending and self.client.poll_token():
                 target = pending[self._turn % len(pending)]
                 self._turn += 1
                 self.requests += 1
-                self._details[target] = await _blocking(self.client.get, target, 1)
+                self._details[target] = await _blocking(self.client.get, target, 1, False)
             self.interval = max(self.poll_s, self.interval * 0.75)
         except RateLimited:
             self.interval = min(self.interval * 2, self.max_poll_s)

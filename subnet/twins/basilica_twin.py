@@ -47,7 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from subnet.twins.basilica_deployments import TwinDeployment
 from subnet.twins.basilica_routes import ROUTES, _register_ssh_key
-from subnet.twins.deployment_host import ActorHost, DeploymentFront
+from subnet.twins.deployment_host import ActorHost, BusyServer, DeploymentFront
 from subnet.twins.twin_state import DEFAULT_OFFERINGS, Fault, TwinError, TwinState, _public, now_iso, offering
 
 __all__ = ["BasilicaTwin", "DEFAULT_OFFERINGS", "offering", "serve_twin"]
@@ -203,7 +203,7 @@ class BasilicaTwin:
         return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
     def start(self) -> str:
-        self._server = ThreadingHTTPServer(self._addr, _Handler)
+        self._server = BusyServer(self._addr, _Handler)
         self._server.daemon_threads = True
         self._server.state = self.state  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True, name="basilica-twin").start()

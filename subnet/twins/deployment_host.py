@@ -117,6 +117,14 @@ class ActorHost:
                 setattr(hosted, name, value)
 
 
+class BusyServer(ThreadingHTTPServer):
+    """A threaded loopback server whose listen backlog holds a whole round's connections (the
+    standard library's default of 5 resets them when hundreds of calls arrive at once)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @dataclass(frozen=True)
 class FrontRequest:
     deployment_id: str
@@ -140,7 +148,7 @@ class DeploymentFront:
 
     def __init__(self, lookup: TokenLookup, host: str = "127.0.0.1") -> None:
         self.requests: list[FrontRequest] = []  # what reached each deployment, for tests
-        self._server = ThreadingHTTPServer((host, 0), _front_handler(lookup, self.requests))
+        self._server = BusyServer((host, 0), _front_handler(lookup, self.requests))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True,
                                         name="twin-deployment-front")

@@ -33,6 +33,7 @@ ALLOWED_ORDER = ["v100-sxm2-spot", "v100-od", "a4000-1x", "a4000-2x", "a6000-spo
 
 _VARS = ("BASILICA_API_TOKEN", "BASILICA_API_KEY", "BASILICA_API_URL", "BASILICA_MAX_HOURLY_RATE",
          "BASILICA_ALLOWED_GPU_TYPES", "BASILICA_RETRIES", "BASILICA_BACKOFF", "BASILICA_TIMEOUT",
+         "BASILICA_REQUESTS_PER_MINUTE", "BASILICA_REQUEST_BURST",
          "BASILICA_SSH_PUBLIC_KEY", "SUBNET_HOME", "SUBNET_NETWORK")
 
 
@@ -58,6 +59,7 @@ def env(clean_env, twin, monkeypatch):
     monkeypatch.setenv("BASILICA_API_URL", twin.url)
     monkeypatch.setenv("BASILICA_API_TOKEN", TOKEN)
     monkeypatch.setenv("BASILICA_BACKOFF", "0.01")  # retries stay fast
+    monkeypatch.setenv("BASILICA_REQUESTS_PER_MINUTE", "0")  # the twin has no rate limit unless a test sets one
     return clean_env
 
 

@@ -25,7 +25,7 @@ def test_validator_in_basilica_mode_against_the_module_twin(reference_image, doc
                             env={**env, "SUBNET_HOME": str(tmp_path / "twin-home")})
     try:
         url = twin.stdout.readline().split("listening on ")[1].split()[0]
-        env |= {"BASILICA_API_URL": url, "BASILICA_API_TOKEN": TOKEN}
+        env |= {"BASILICA_API_URL": url, "BASILICA_API_TOKEN": TOKEN, "BASILICA_REQUESTS_PER_MINUTE": "0"}
         committed = subprocess.run([sys.executable, "-m", "subnet", "miner", "commit", reference_image.reference,
                                     "--network", "devchain", "--wallet.name", "miner", "--json"],
                                    capture_output=True, text=True, env=env, timeout=120)
