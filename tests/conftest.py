@@ -30,3 +30,16 @@ def docker_client():
         pytest.skip(f"no Docker daemon answers: {exc}")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def unavailable():
+    """`unavailable(why)`: something a test needs is missing here (e.g. root to mount a tmpfs):
+    skip, or fail where SUBNET_REQUIRE_DOCKER is set (CI), like the Docker skip above."""
+
+    def give_up(why: str) -> None:
+        if docker_required():
+            pytest.fail(why)
+        pytest.skip(why)
+
+    return give_up
