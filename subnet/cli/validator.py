@@ -98,6 +98,7 @@ def _serve(settings: Settings, mode: "ValidatorMode", wallet_name: str, wallet_h
 
     try:
         stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
+        written = bool(stopped) or loop.validator.results.flush()  # --once: a last try to write
     except ChainError as exc:
         err.print(f"[red]error:[/] chain: {exc}")
         raise typer.Exit(1)
@@ -110,6 +111,10 @@ def _serve(settings: Settings, mode: "ValidatorMode", wallet_name: str, wallet_h
         home_lock.release()
     if stopped:
         err.print(stopped)
+    elif not written:
+        err.print(f"[red]error:[/] results of round(s) {', '.join(map(str, loop.unwritten_rounds()))} "
+                  f"could not be written to {settings.store_path} (see the log line above)")
+        raise typer.Exit(1)
 
 
 def _open_store(settings: Settings, err: Console) -> Store:
