@@ -47,3 +47,16 @@ def torch():
             pytest.fail(f"SUBNET_REQUIRE_TORCH is set but torch cannot be imported: {exc}")
         pytest.skip(f"torch is not installed: {exc}")
     return module
+
+
+@pytest.fixture(scope="session")
+def unavailable():
+    """`unavailable(why)`: something a test needs is missing here (e.g. root to mount a tmpfs):
+    skip, or fail where SUBNET_REQUIRE_DOCKER is set (CI), like the Docker skip above."""
+
+    def give_up(why: str) -> None:
+        if docker_required():
+            pytest.fail(why)
+        pytest.skip(why)
+
+    return give_up

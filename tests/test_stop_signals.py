@@ -4,6 +4,8 @@ round is marked abandoned, and `serve` returns one line. Plus the liveness lease
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -94,3 +96,59 @@ def test_a_lease_is_alive_while_it_beats_and_stale_after_a_few_missed_beats(tmp_
     assert read_lease(tmp_path, "run-a") is None and run_is_alive(tmp_path, "run-b")
     other.stop()
     assert read_lease(tmp_path, "run-b") is None  # a clean stop releases the lease
+
+
+class StuckTeardownRuntime:
+    """Stand-in Actors whose teardown hangs (a daemon that stopped answering)."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.removed_by_label = 0
+
+    @contextlib.asynccontextmanager
+    async def open(self, submission):
+        self.opened.set()
+        try:
+            yield self  # its calls hang
+        finally:
+            await asyncio.shield(asyncio.sleep(3600))
+
+    async def call(self, method, kwargs, timeout):
+        await asyncio.sleep(3600)
+
+    def remove_own(self) -> int:
+        self.removed_by_label += 1
+        return 1
+
+
+def stuck_loop(tmp_path) -> tuple[ValidatorLoop, StuckTeardownRuntime, Store]:
+    settings = Settings(_env_file=None, home=tmp_path, tasks=2, call_timeout=3600)
+    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
+    chain.register(settings.netuid, "validator", validator_permit=True)
+    chain.register(settings.netuid, "miner")
+    chain.as_hotkey("miner").commit(settings.netuid, IMAGE.encode())
+    runtime = StuckTeardownRuntime()
+    store = Store(settings.store_path)
+    return ValidatorLoop(chain, runtime, settings, store, FirstSeenStore(settings.store_path)), runtime, store
+
+
+@pytest.mark.parametrize("signals, grace_s", [((signal.SIGTERM,), 1.0), ((signal.SIGINT, signal.SIGINT), 3600.0)])
+def test_a_hung_teardown_is_cut_short_by_the_grace_or_a_second_signal(tmp_path, signals, grace_s):
+    vloop, runtime, store = stuck_loop(tmp_path)
+
+    def send():
+        runtime.opened.wait(30)
+        for sig in signals:
+            time.sleep(0.3)
+            os.kill(os.getpid(), sig)
+
+    threading.Thread(target=send, daemon=True).start()
+    started = time.monotonic()
+    line = aio.run(asyncio.wait_for(serve(vloop, 60, lambda _r: None, once=False, grace_s=grace_s), 60))
+    assert time.monotonic() - started < 30  # the bound is the point: neither an hour nor forever
+    assert line == f"stopped by {signals[0].name}: round 1 abandoned, every Actor removed"
+    assert runtime.removed_by_label == 1  # what the hung teardown had not removed, by label
+    assert store.abandon_unfinished("again") == []
+    store.close()

@@ -116,6 +116,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
 
     try:
         stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
+        written = bool(stopped) or loop.validator.results.flush()  # --once: a last try to write
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
@@ -129,6 +130,10 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         home_lock.release()
     if stopped:
         err.print(stopped)
+    elif not written:
+        err.print(f"[red]error:[/] results of round(s) {', '.join(map(str, loop.unwritten_rounds()))} "
+                  f"could not be written to {settings.store_path} (see the log line above)")
+        raise typer.Exit(1)
 
 
 def _open_store(settings: Settings, chain: Chain, err: Console) -> Store:

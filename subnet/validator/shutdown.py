@@ -2,8 +2,8 @@
 
 On the first signal the validator stops taking work: the running round is cancelled, which
 abandons its in-flight calls and runs every runtime's shielded teardown (Docker containers and
-networks, Basilica deployments). Teardown gets `grace_s` seconds; after that whatever this run
-still owns is removed by label. The round is marked abandoned (it ended, it is never counted),
+networks, Basilica deployments). Teardown gets `grace_s` seconds (a second signal cuts that
+short); after that whatever this run still owns in Docker is removed by label. The round is marked abandoned (it ended, it is never counted),
 results kept in memory after a failed write get a last try, and `serve` returns one line.
 
 The handlers are installed explicitly on the event loop: as PID 1 in a container (no init), a
@@ -47,11 +47,12 @@ async def serve(
     loop = asyncio.get_running_loop()
     work = asyncio.ensure_future(vloop.run_forever(interval_s, on_report, once=once))
     received: list[str] = []
-    stopping = asyncio.Event()
+    stopping, hurry = asyncio.Event(), asyncio.Event()
 
     def on_signal(sig: signal.Signals) -> None:
         if received:
-            log.warning("%s: already stopping (at most %.0fs more)", sig.name, grace_s)
+            log.warning("%s again: removing this run's Actors by label now", sig.name)
+            hurry.set()
             return
         received.append(sig.name)
         log.info("%s: stopping: no new work; abandoning the round in flight", sig.name)
@@ -65,8 +66,10 @@ async def serve(
         await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not received:
             return work.result() or ""  # raises what the loop raised
-        done, _ = await asyncio.wait({work}, timeout=grace_s)
-        if not done:
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait({work, hurried}, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        if not work.done() and not hurry.is_set():
             log.warning("teardown still running after %.0fs: removing this run's Actors by label", grace_s)
         return await _wind_down(vloop, received[0])
     finally:

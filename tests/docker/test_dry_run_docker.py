@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from subnet.identity import validator_identity
+from docker_support import owned_by
 from envs_factory import make_broken_env, make_env
 from test_dry_run import BROKEN, FAULTY, by_env, run_dry_run
 
@@ -20,13 +22,18 @@ def docker_round(docker_client, base_image, tmp_path_factory):
     envs += [make_env(root, kind) for kind in KINDS]
     envs.append(make_broken_env(root, "no_actor"))
     args = [a for env in envs for a in ("--env", str(env))]
-    report = run_dry_run(*args, "--tasks", "4", "--timeout", "8", "--n", "128", "--depth", "3", mode="docker", timeout=900)
-    return report
+    home = tmp_path_factory.mktemp("home")  # its own validator identity, to find its leftovers by
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUBNET_HOME", str(home))
+        report = run_dry_run(*args, "--tasks", "4", "--timeout", "8", "--n", "128", "--depth", "3", mode="docker",
+                             timeout=900)
+    return report, validator_identity(home)
 
 
 def test_docker_round_pays_honest_envs_only(docker_round):
-    assert docker_round["mode"] == "docker"
-    miners = by_env(docker_round)
+    report, _ = docker_round
+    assert report["mode"] == "docker"
+    miners = by_env(report)
     assert miners["honest"]["verified"] == 4 and miners["honest"]["weight"] > 0
     assert miners["slow"]["verified"] == 4 and 0 < miners["slow"]["weight"] < miners["honest"]["weight"]
     for kind in KINDS:
@@ -36,6 +43,6 @@ def test_docker_round_pays_honest_envs_only(docker_round):
 
 
 def test_docker_round_leaves_no_container_or_network(docker_round, docker_client):
-    role = {"label": "subnet.role"}
-    assert docker_client.containers.list(all=True, filters=role) == []
-    assert [n.name for n in docker_client.networks.list(filters=role)] == []
+    _, identity = docker_round
+    # Only this run's: other validators and test runs share the daemon.
+    assert owned_by(docker_client, identity) == ([], [])
