@@ -222,12 +222,12 @@ class Store:
     def recent_rounds(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT r.id, r.started_at, r.finished_at, r.mode, r.challenge, r.block, s.evaluated, s.cached, "
-            "s.copies, s.rejected, s.weights_status, s.weights_block FROM rounds r "
+            "s.copies, s.rejected, s.weights_status, s.weights_block, r.abandoned FROM rounds r "
             "LEFT JOIN round_summaries s ON s.round_id = r.id ORDER BY r.id DESC LIMIT ?",
             (limit,),
         ).fetchall()
         keys = ("round", "started_at", "finished_at", "mode", "challenge", "block", "evaluated", "cached",
-                "copies", "rejected", "weights", "weights_block")
+                "copies", "rejected", "weights", "weights_block", "abandoned")
         return [dict(zip(keys, row)) for row in rows]
 
     def last_report(self) -> dict[str, Any] | None:

@@ -132,7 +132,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         err.print(stopped)
     elif not written:
         err.print(f"[red]error:[/] results of round(s) {', '.join(map(str, loop.unwritten_rounds()))} "
-                  f"could not be written to {settings.store_path} (see the log line above)")
+                  f"could not be written to {store.path} (see the log line above)")
         raise typer.Exit(1)
 
 

@@ -114,7 +114,7 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
     for r in payload["recent_rounds"]:
         age = f"{(now - r['started_at']) / 60:.0f}m" if r.get("started_at") else "-"
         table.add_row(str(r["round"]), str(r["block"]), str(r.get("evaluated") or 0), str(r.get("cached") or 0),
-                      age, r.get("weights") or "(unfinished)")
+                      age, r.get("weights") or (f"abandoned: {r['abandoned']}" if r.get("abandoned") else "(unfinished)"))
     console.print(table)
     cache = payload["cache"]
     total = cache["evaluated"] + cache["cached"]
