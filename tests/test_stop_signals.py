@@ -12,6 +12,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 
 from subnet import aio
 from subnet.chain.devchain import DevChain
