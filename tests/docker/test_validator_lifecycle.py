@@ -226,7 +226,8 @@ def test_once_with_a_state_file_locked_by_another_process_says_so_and_exits_1(do
     identity = prepare(tmp_path, slow_honest_ref)
     proc = start(tmp_path, once=True, SUBNET_STATE_BUSY_TIMEOUT="0.2")
     wait_for("the first call", lambda: calls_begun(docker_client, identity), proc)
-    other = sqlite3.connect(tmp_path / "state.sqlite", isolation_level=None)
+    (state,) = (tmp_path / "subnets").glob("*/netuid-*.sqlite")  # this subnet's state file
+    other = sqlite3.connect(state, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock until this one is done
     try:
         code, out, err = finish(proc, timeout=120)
@@ -234,8 +235,7 @@ def test_once_with_a_state_file_locked_by_another_process_says_so_and_exits_1(do
         other.execute("ROLLBACK")
         other.close()
     assert code == 1, err[-2000:]
-    assert last_line(err) == (f"error: results of round(s) 1 could not be written to {tmp_path / 'state.sqlite'} "
-                              "(see the log line above)")
-    assert f"state file {tmp_path / 'state.sqlite'} is locked by another process" in err
+    assert last_line(err) == f"error: results of round(s) 1 could not be written to {state} (see the log line above)"
+    assert f"state file {state} is locked by another process" in err
     assert reports(out)[0]["miners"][0]["verified"] == TASKS  # the round itself was done and reported
     assert_nothing_left(docker_client, identity)
