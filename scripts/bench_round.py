@@ -23,7 +23,6 @@ started, and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
@@ -35,24 +34,8 @@ from typing import AsyncIterator
 from subnet import aio
 from subnet.protocol import Submission
 from subnet.runtime.affinetes_session import AffinetesSession
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.runtime.standin import EchoChallenge, StandInRuntime, serve_http
 from subnet.validator.round import RoundEngine, RoundLimits
-
-
-def _serve(port: int, latency: float) -> None:
-    from aiohttp import web
-
-    async def call(request: web.Request) -> web.Response:
-        body = await request.json()
-        await asyncio.sleep(latency)
-        return web.json_response({"status": "success", "result": {"seed": body["kwargs"]["seed"]}})
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.add_routes([web.post("/call", call), web.get("/health", health)])
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
 
 
 class HttpStandInRuntime:
@@ -209,7 +192,7 @@ def main() -> None:
         results["memory"] = measure(StandInRuntime(args.latency), args)
     if args.transport in ("http", "both"):
         port = _free_port()
-        server = multiprocessing.Process(target=_serve, args=(port, args.latency), daemon=True)
+        server = multiprocessing.Process(target=serve_http, args=(port, args.latency), daemon=True)
         server.start()
         try:
             _wait_for(port)
