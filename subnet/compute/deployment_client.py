@@ -94,7 +94,7 @@ class DeploymentClient:
             return self.regenerate_access(info)
         except BasilicaError as exc:
             self.delete(name)
-            raise Unavailable(f"deployment {name} has no share token and none could be made ({exc}); deleted it")
+            raise Unavailable(f"deployment {name} has no share token and none could be made ({exc}); deleting it")
 
     def regenerate_access(self, info: DeploymentInfo) -> DeploymentAccess:
         """A new share token (the old one stops working): `POST /deployments/{id}/share-token`."""

@@ -117,13 +117,12 @@ class DeploymentSpec:
 
 @dataclass(frozen=True)
 class ContainerState:
-    """One container's real state (`ContainerStatusSnapshot`): e.g. CrashLoopBackOff, exit code."""
+    """One container's real state (`ContainerStatusSnapshot`): running/waiting/terminated, and the
+    Kubernetes reason (CrashLoopBackOff, ImagePullBackOff, OOMKilled...) with the kubelet's message."""
 
     state: str = ""
     reason: str = ""
     message: str = ""
-    exit_code: int | None = None
-    restarts: int = 0
 
 
 @dataclass
@@ -139,15 +138,10 @@ class DeploymentInfo:
     message: str | None = None
     image: str = ""
     containers: tuple[ContainerState, ...] = ()
-    restarts: int = 0
 
     @property
     def is_ready(self) -> bool:
         return self.state.lower() in ("active", "running", "ready") and self.ready >= self.desired > 0
-
-    @property
-    def name(self) -> str:  # older callers and logs
-        return self.friendly_name or self.id
 
 
 @dataclass(frozen=True)
@@ -195,19 +189,9 @@ def deployment_info(res: Any) -> DeploymentInfo:
         id=res.instance_name, friendly_name=getattr(res, "friendly_name", "") or "", state=res.state or "",
         url=res.url or "", ready=res.replicas.ready, desired=res.replicas.desired, public=bool(res.public),
         phase=getattr(res, "phase", None), message=getattr(res, "message", None), image=getattr(res, "image", ""),
-        containers=containers, restarts=int(getattr(res, "phase_progress", 0) or 0),
+        containers=containers,
     )
 
 
 def _container(snapshot: Any) -> ContainerState:
-    def pick(*names: str) -> Any:
-        for name in names:
-            value = getattr(snapshot, name, None)
-            if value not in (None, ""):
-                return value
-        return None
-
-    code = pick("exit_code", "last_exit_code")
-    return ContainerState(state=str(pick("state") or ""), reason=str(pick("reason", "waiting_reason") or ""),
-                          message=str(pick("message") or ""), exit_code=int(code) if code is not None else None,
-                          restarts=int(pick("restart_count") or 0))
+    return ContainerState(state=snapshot.state or "", reason=snapshot.reason or "", message=snapshot.message or "")

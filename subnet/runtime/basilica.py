@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import AsyncIterator, Sequence
 
 import httpx
 
@@ -34,6 +32,7 @@ from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import (
     CreatedDeployment,
     DeploymentAccess,
+    DeploymentInfo,
     DeploymentSpec,
     friendly_name,
     ledger_owner,
@@ -44,22 +43,14 @@ from subnet.compute.policy import Offering
 from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, InfraFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
-from subnet.runtime.basilica_watch import DeploymentWatch, judge
+from subnet.runtime.basilica_watch import DeploymentWatch, blocking, judge
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
 from subnet.text import one_line
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 OWNER = "validator"
 PRICE_SOURCE = "estimate: list price of the cheapest allowed offering for this GPU"
-
-
-_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="subnet-basilica")  # SDK calls block a thread each
-
-
-async def _blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
 
 class BasilicaRuntime:
@@ -95,13 +86,13 @@ class BasilicaRuntime:
         """One line if the round must be skipped (a spending limit, or nothing to rent)."""
         # Between rounds nothing of ours should be alive: settle what an earlier round or process left.
         try:
-            left = await _blocking(self.reclaim_forgotten)
+            left = await blocking(self.reclaim_forgotten)
             if left:
                 log.warning("deleted %d deployment(s) left behind: %s", len(left), ", ".join(left))
         except BasilicaError as exc:
             log.warning("could not reclaim leftover deployments: %s", exc)
         try:
-            await _blocking(self.client.settle_costs)
+            await blocking(self.client.settle_costs)
         except BasilicaError as exc:
             log.info("usage history unavailable (prices stay estimates): %s", exc)
         if not submissions:  # nothing changed: no deployment this round, nothing to budget
@@ -118,7 +109,7 @@ class BasilicaRuntime:
 
     async def _balance(self) -> Decimal | None:
         try:
-            return Decimal(str((await _blocking(self.client.gpu.balance))["balance"]))
+            return Decimal(str((await blocking(self.client.gpu.balance))["balance"]))
         except BasilicaError as exc:
             log.warning("could not read the Basilica balance: %s", exc)
             return None
@@ -142,7 +133,6 @@ class BasilicaRuntime:
                                                created.access.query)
             session.gpu_type = offering.gpu_type
             session.hourly_price = float(offering.box_hourly_rate)
-            session.price_is_estimate = True
             try:
                 yield session
             finally:
@@ -157,7 +147,7 @@ class BasilicaRuntime:
         if self._offering is not None and time.monotonic() - self._offering_at < 60:
             return self._offering
         try:
-            offerings = await _blocking(self.client.gpu.list_cheap_gpus)
+            offerings = await blocking(self.client.gpu.list_cheap_gpus)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
         if not offerings:
@@ -167,7 +157,7 @@ class BasilicaRuntime:
 
     async def _create(self, spec: DeploymentSpec, offering: Offering) -> CreatedDeployment:
         try:
-            created = await _blocking(self.client.create, spec, owner=self._owner,
+            created = await blocking(self.client.create, spec, owner=self._owner,
                                               hourly_rate=offering.box_hourly_rate, price_source=PRICE_SOURCE)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
@@ -183,31 +173,30 @@ class BasilicaRuntime:
             if summary is not None and summary.is_ready and await _healthy(created.access):
                 self.watch.mark_ready(dep_id)
                 return
-            verdict = judge(detail, at_deadline=False, timeout=timeout) if detail else None
-            if verdict is not None:
-                raise await self._with_log(verdict.fault, dep_id)
+            fault = await self._fault(detail, dep_id, at_deadline=False) if detail else None
+            if fault is not None:
+                raise fault
             await asyncio.sleep(min(self.watch.interval, max(0.0, deadline - time.monotonic())))
         detail = await self.watch.detail(dep_id)
         if detail is None:
             raise InfraFault(f"deployment {dep_id} could not be read at its start deadline")
         if detail.is_ready and await _healthy(created.access):
             return
-        raise await self._with_log(judge(detail, at_deadline=True, timeout=timeout).fault, dep_id)
+        raise await self._fault(detail, dep_id, at_deadline=True)
 
-    async def _with_log(self, fault: Exception, dep_id: str) -> Exception:
-        """A miner's start failure carries the container's last log line."""
-        if isinstance(fault, InfraFault):
-            return fault
-        logs = await _blocking(self.client.logs_tail, dep_id, 20)
+    async def _fault(self, detail: DeploymentInfo, dep_id: str, at_deadline: bool) -> Exception | None:
+        """`judge`'s verdict; a miner's start failure is judged again with the container's last log line."""
+        timeout = self.settings.start_timeout
+        verdict = judge(detail, at_deadline, timeout)
+        if verdict is None or isinstance(verdict.fault, InfraFault):
+            return verdict.fault if verdict else None
+        logs = await blocking(self.client.logs_tail, dep_id, 20)
         last = next((ln for ln in reversed(logs.splitlines()) if ln.strip()), "")
-        if last:
-            fault.detail = f"{fault.detail.split(': ', 1)[0]}: {one_line(last)}"
-            fault.args = (f"{fault.kind.value}: {fault.detail}",)
-        return fault
+        return judge(detail, at_deadline, timeout, last_log=last).fault
 
     async def _delete(self, name: str) -> None:
         try:
-            closed = await _blocking(self.client.delete, name)
+            closed = await blocking(self.client.delete, name)
         except Exception as exc:  # noqa: BLE001 - the ledger keeps it live; reclaimed at the next round/start
             log.warning("could not delete deployment %s (kept in the ledger for reclaim): %s", name, one_line(str(exc)))
             return

@@ -16,9 +16,12 @@ Container reasons are Kubernetes' own (`ContainerStatusSnapshot.reason` in basil
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import DeploymentInfo
@@ -27,12 +30,15 @@ from subnet.protocol import FaultKind, InfraFault, MinerFault
 from subnet.text import one_line
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-async def _blocking(fn, *args):
-    from subnet.runtime.basilica import _blocking as run  # one thread pool for every Basilica call
+_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="subnet-basilica")  # SDK calls block a thread each
 
-    return await run(fn, *args)
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking Basilica call on the runtime's own pool (the default pool has a few threads)."""
+    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
 # Kubernetes container reasons, as SRV's operator reads them (`phase_detection::determine_phase`).
 _CRASH_REASONS = {"crashloopbackoff", "error", "oomkilled", "createcontainererror", "createcontainerconfigerror",
@@ -79,7 +85,8 @@ def judge(info: DeploymentInfo, at_deadline: bool, timeout: float, last_log: str
         return Verdict(InfraFault(f"deployment not scheduled within {timeout:g}s (phase {phase or '?'}): "
                                   "no node with the requested GPU"))
     where = "answers Kubernetes but not /health through its URL" if phase == "ready" else f"phase {phase or '?'}"
-    return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {timeout:g}s ({where})"))
+    tail = f": {one_line(last_log)}" if last_log else ""
+    return Verdict(MinerFault(FaultKind.START_FAILED, f"deployment not healthy within {timeout:g}s ({where}){tail}"))
 
 
 class DeploymentWatch:
@@ -90,7 +97,6 @@ class DeploymentWatch:
         self.poll_s = poll_s
         self.max_poll_s = max_poll_s
         self.interval = poll_s
-        self.requests = 0
         self._listing: dict[str, DeploymentInfo] = {}
         self._details: dict[str, DeploymentInfo] = {}
         self._watched: dict[str, bool] = {}  # id → ready
@@ -119,8 +125,7 @@ class DeploymentWatch:
     async def detail(self, deployment_id: str) -> DeploymentInfo | None:
         """One direct read (used once, at a deadline)."""
         try:
-            self.requests += 1
-            info = await _blocking(self.client.get, deployment_id)
+            info = await blocking(self.client.get, deployment_id)
         except BasilicaError:
             return self._details.get(deployment_id)
         self._details[deployment_id] = info
@@ -130,15 +135,13 @@ class DeploymentWatch:
         try:
             if not self.client.poll_token():
                 return  # the request budget is spoken for (creates, deletes): poll next cycle
-            self.requests += 1
-            listing = await _blocking(self.client.list, 1, False)
+            listing = await blocking(self.client.list, 1, False)
             self._listing = {d.id: d for d in listing}
             pending = [i for i, ready in self._watched.items() if not ready and i in self._listing]
             if pending and self.client.poll_token():
                 target = pending[self._turn % len(pending)]
                 self._turn += 1
-                self.requests += 1
-                self._details[target] = await _blocking(self.client.get, target, 1, False)
+                self._details[target] = await blocking(self.client.get, target, 1, False)
             self.interval = max(self.poll_s, self.interval * 0.75)
         except RateLimited:
             self.interval = min(self.interval * 2, self.max_poll_s)
