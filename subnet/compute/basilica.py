@@ -156,12 +156,17 @@ class BasilicaGPUClient:
         try:
             res = self._call(f"stop rental {rental_id}", self._sdk.stop_secure_cloud_rental, remote_ref)
         except NotFound:
-            if entry and entry.live:  # the ledger thought it was running: close the row, keep the note
+            # The ledger thought it was running: close the row only if the rental list proves it is not.
+            if entry and entry.live and not self._still_running(entry):
                 self.ledger.mark_stopped(entry.name, note="not found remotely when stopped")
             raise
         if entry:
             self.ledger.mark_stopped(entry.name, total_cost=Decimal(str(res.total_cost)))
         return StopOutcome(res.rental_id, res.status, res.duration_hours, res.total_cost)
+
+    def _still_running(self, entry: LedgerEntry) -> bool:
+        refs = {entry.remote_id, entry.name} - {None}
+        return any(r.active and (r.rental_id in refs or r.name in refs) for r in self.list_rentals())
 
     def list_rentals(self) -> list[RemoteRental]:
         res = self._call("list rentals", self._sdk.list_secure_cloud_rentals)

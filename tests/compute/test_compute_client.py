@@ -171,3 +171,16 @@ def test_ledger_table_is_created_once_and_shared(ledger_path):
             b.begin("job", "j1")
 
 
+
+
+def test_a_404_on_stop_closes_the_row_only_when_the_rental_list_proves_it_gone(twin, client, ledger):
+    rental = client.rent("v100-od").rental
+    name = ledger.find(rental.rental_id).name
+    twin.fault("POST /v2/secure-cloud/rentals/*", 404, message="Rental not found")
+    with pytest.raises(NotFound):
+        client.stop(rental.rental_id)
+    assert ledger.get(name).state == "active"  # still listed as running: the money path stays open
+    twin.rentals[rental.rental_id]["status"] = "stopped"  # stopped elsewhere (console, preemption)
+    with pytest.raises(NotFound):
+        client.stop(rental.rental_id)
+    assert ledger.get(name).state == "stopped" and ledger.get(name).error == "not found remotely when stopped"
