@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     ema_alpha: float = Field(0.3, gt=0, le=1)
     power: float = Field(1.0, gt=0)
     burn_share: float = Field(0.0, ge=0, le=1)
-    burn_uid: int = 0
+    burn_uid: int | None = Field(None, ge=0, description="Uid that burned weight goes to (default: the subnet owner's uid, read from the chain)")
     version_key: int = Field(default_factory=package_version_key, description="Weights version key (default: from the package version)")
 
     # the validator as a service

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -12,10 +13,10 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from subnet import aio
 from subnet.cli import app
+from subnet.cli.tables import leaderboard_table, spread_table
 from subnet.config import Settings
 from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
 from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime
@@ -99,34 +100,16 @@ def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, conso
 
 
 def print_spread(rows: list[dict], console: Console) -> None:
-    table = Table(title=f"spread over {rows[0]['rounds'] if rows else 0} rounds (p50 latency per round; score and weight range)")
-    for column in ("env", "p50 ms min", "median", "max", "score", "weight", "worst accuracy"):
-        table.add_column(column, justify="left" if column == "env" else "right", no_wrap=column == "env")
-    ms = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    for r in rows:
-        table.add_row(r["env"], ms(r["p50_ms_min"]), ms(r["p50_ms_median"]), ms(r["p50_ms_max"]),
-                      f"{r['score_min']:.3f}–{r['score_max']:.3f}", f"{r['weight_min']:.3f}–{r['weight_max']:.3f}",
-                      f"{r['accuracy_min']:.2f}")
-    console.print(table)
+    console.print(spread_table(rows))
 
 
 def print_report(report: RoundReport, console: Console) -> None:
     if report.skipped:
         console.print(report.skipped, markup=False)
         return
-    table = Table(title=f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner")
-    for column in ("uid", "env", "verified", "accuracy", "p50 ms", "score", "weight", "faults"):
-        left = column in ("env", "faults")
-        table.add_column(column, justify="left" if left else "right", no_wrap=column == "env")
-    for m in sorted(report.miners, key=lambda m: -m.weight):
-        faults = ", ".join(f"{k}×{v}" for k, v in m.faults.items()) or "-"
-        p50 = f"{m.latency_ms_p50:.1f}" if m.latency_ms_p50 is not None else "-"
-        table.add_row(str(m.uid), m.env, f"{m.verified}/{m.tasks}", f"{m.accuracy:.2f}", p50,
-                      f"{m.score:.3f}", f"{m.weight:.3f}", faults)
-    console.print(table)
-    for m in report.miners:
-        if m.reason:
-            console.print(f"  uid {m.uid} ({m.env}): {m.reason}", style="dim", markup=False)
+    title = f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner"
+    miners = sorted((asdict(m) for m in report.miners), key=lambda m: (-m["weight"], m["uid"]))
+    console.print(leaderboard_table(miners, title=title))
     for r in report.rejected:
         console.print(f"  ignored commitment of {r['hotkey']}: {r['reason']}", style="yellow", markup=False)
-    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s")
+    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s", markup=False)

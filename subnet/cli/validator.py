@@ -178,8 +178,9 @@ def _env_file_sets_network() -> bool:
 
 
 def _print_summary(report: RoundReport, console: Console) -> None:
-    """The round as a table that fits 80 columns (shortened image references, score kept)."""
-    from subnet.cli.validator_status import leaderboard_table
+    """The round as a table that fits 80 columns (shortened image references, score kept, every
+    fault with its reason)."""
+    from subnet.cli.tables import leaderboard_table
 
     data = report.to_json()
     miners = sorted(data["miners"], key=lambda m: (-m["weight"], m["uid"]))
