@@ -19,7 +19,8 @@ from subnet.cli import app
 from subnet.cli.tables import leaderboard_table, spread_table
 from subnet.config import Settings
 from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
-from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime
+from subnet.protocol import InfraFault
+from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime, fit_refusal
 from subnet.validator.report import RoundReport
 
 
@@ -73,8 +74,13 @@ def dry_run_command(
             err.print(f"note: {note}", style="yellow", markup=False)
     try:
         runtime = dry_run_runtime(chosen, settings)
-    except RuntimeUnavailable as exc:
-        err.print(f"[red]error:[/] {exc}")
+        refusal = fit_refusal(runtime, settings, dry_run=True) if chosen == "docker" else ""
+    except (RuntimeUnavailable, InfraFault) as exc:
+        err.print(f"error: {exc}", style="red", markup=False)
+        raise typer.Exit(2)
+    if refusal:
+        getattr(runtime, "close", lambda: None)()
+        err.print(f"error: {refusal}", markup=False)
         raise typer.Exit(2)
     try:
         reports = _run_with_progress(env_dirs, runtime, settings, rounds, err)

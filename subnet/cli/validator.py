@@ -28,7 +28,8 @@ from subnet.cli import app
 from subnet.config import Settings
 from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
-from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.protocol import InfraFault
+from subnet.runtime.factory import RuntimeUnavailable, fit_refusal, make_runtime
 from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
 from subnet.state_db import StateError, check_integrity, describe
 from subnet.store import Store
@@ -83,6 +84,11 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         raise typer.Exit(2)
     if devchain and not chosen:
         err.print("note: no network chosen: using the local devchain (--network finney for the real one)", markup=False)
+    if devchain and not {"n", "depth"} & settings.model_fields_set:
+        # The one-machine loop runs on a laptop: the production size needs a GPU (docs/challenge.md).
+        settings = settings.model_copy(update={"n": settings.dry_run_n, "depth": settings.dry_run_depth})
+        err.print(f"note: devchain: tasks at the dry-run size {settings.n}×{settings.depth} "
+                  f"(SUBNET_N and SUBNET_DEPTH choose another, e.g. the production 12800×2)", markup=False)
     try:
         home_lock = HomeLock(settings.home).acquire()  # held until the process ends
     except HomeBusy as exc:
@@ -96,7 +102,11 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
         check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
         runtime = make_runtime(mode.value, settings, allow_local=devchain)
-    except (RuntimeUnavailable, ChainError, OSError) as exc:
+        refusal = fit_refusal(runtime, settings) if mode is ValidatorMode.docker else ""
+        if refusal:
+            getattr(runtime, "close", lambda: None)()
+            raise RuntimeUnavailable(refusal)
+    except (RuntimeUnavailable, ChainError, InfraFault, OSError) as exc:
         err.print(f"error: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
     except sqlite3.Error as exc:  # the devchain's file

@@ -26,6 +26,9 @@ class BuildingDockerRuntime:
         self.inner = inner  # a DockerRuntime that accepts local references
         self.tag_prefix = tag_prefix
 
+    def __getattr__(self, name: str) -> Any:  # the inner runtime's GPUs, limits, housekeeping
+        return getattr(self.inner, name)
+
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[Any]:
         from subnet.miner.build import BuildFailed, DockerUnavailable, InvalidEnv, build_env_image

@@ -34,7 +34,7 @@ from subnet.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.text import one_line
-from subnet.runtime.docker_launch import LaunchSpec, launch
+from subnet.runtime.docker_launch import LaunchSpec, cpu_thread_environment, launch
 from subnet.runtime.docker_net import (
     GuardUnavailable,
     create_network,
@@ -43,6 +43,7 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
+from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
 
@@ -67,6 +68,9 @@ class Reaped:
 
 class DockerSession:
     """An `ActorSession` over one container; names OOM kills and exits when a call fails."""
+
+    gpu_type: str | None = None  # set when the Actor has a GPU: its type and price, for scoring
+    hourly_price: float | None = None
 
     def __init__(self, inner: AffinetesSession, container: Any, memory: str) -> None:
         self._inner = inner
@@ -127,6 +131,9 @@ class DockerRuntime:
         self.lease = Lease(self.settings.home, self.run_id)
         self._self_container: Any = None  # set when the validator runs in a container (DooD)
         self._looked_for_self = False
+        self._pool: GpuPool | None = None
+        self._gpus_found = False
+        self._gpu_lock = threading.Lock()
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -151,6 +158,8 @@ class DockerRuntime:
             await _blocking(self.reap_stale)
         image_id = await _blocking(self._resolve, client, submission.source)
         await _blocking(self._guard)
+        gpus = await _blocking(self.gpu_pool)
+        gpu = await gpus.acquire() if gpus else None  # held while the Actor lives
         slot = new_slot()
         base = f"subnet-actor-{self.run_id[:8]}-{slot}"
         spec = LaunchSpec(
@@ -158,8 +167,9 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env=self.settings.forwarded_environment(),
+            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits)},
             start_timeout=self.settings.start_timeout,
+            device_requests=(device_request(gpu),) if gpu else (),
         )
         env = None
         abort = threading.Event()
@@ -167,7 +177,10 @@ class DockerRuntime:
         try:
             env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
-            yield DockerSession(inner, env._backend._container, self.limits.memory)
+            session = DockerSession(inner, env._backend._container, self.limits.memory)
+            if gpu is not None:  # priced like a Basilica box: the GPU it ran on, at the policy's price
+                session.gpu_type, session.hourly_price = gpu.gpu_type, gpu.hourly_price
+            yield session
         finally:
             if env is None:
                 # Cancelled mid-start: stop the health wait and let the start thread finish, so
@@ -179,6 +192,35 @@ class DockerRuntime:
                 await _release(env)
             # Shielded: even a cancelled round finishes removing what it created.
             await asyncio.shield(_blocking(self._remove_slot, client, slot))
+            if gpu is not None:
+                gpus.release(gpu)
+
+    # -- GPUs ----------------------------------------------------------------------------------
+    def gpu_pool(self) -> GpuPool | None:
+        """This host's GPUs for Actors (found once; None without any). Blocking. Raises InfraFault
+        with one line when GPU settings cannot be honoured (see `docker_gpus.discover`)."""
+        with self._gpu_lock:  # Actors open concurrently: one discovery, one pool
+            return self._find_gpus()
+
+    def _find_gpus(self) -> GpuPool | None:
+        if not self._gpus_found:
+            client = self._connect()
+            try:
+                gpus = discover(client.info(), self.limits.gpus, self.limits.gpu_type, self.settings.local_gpu_price)
+            except GpuUnavailable as exc:
+                raise InfraFault(str(exc)) from None
+            self._pool = GpuPool(gpus, self.limits.actors_per_gpu) if gpus else None
+            self._gpus_found = True
+            if gpus:
+                log.info("Actors get a GPU each: %s", ", ".join(f"{g.device_id} {g.gpu_type} ${g.hourly_price:g}/h"
+                                                                 for g in gpus))
+        return self._pool
+
+    @property
+    def dedicated_hardware(self) -> bool:
+        """With GPUs each Actor holds its own GPU while it runs and starts its tasks when ready
+        (Actors waiting for a GPU could never all be up at once)."""
+        return self._pool is not None
 
     # -- housekeeping ------------------------------------------------------------------------
     def reap_stale(self) -> Reaped:
