@@ -224,6 +224,7 @@ def test_a_gpu_less_docker_validator_refuses_the_production_size_in_one_line(cli
     (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
     assert line.startswith("error: n=12800 × depth 2 cannot run in a Docker Actor without a GPU: it needs 2.08 GiB")
     assert "SUBNET_DOCKER_MEMORY is 2g" in line and "Set SUBNET_N=256 SUBNET_DEPTH=4" in line
+    assert line.endswith("(docs/validator.md)")  # whole, not cut
     assert cli_home.creates() == []
 
 

@@ -107,7 +107,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
             getattr(runtime, "close", lambda: None)()
             raise RuntimeUnavailable(refusal)
     except (RuntimeUnavailable, ChainError, InfraFault, OSError) as exc:
-        err.print(f"error: {one_line(str(exc), 400)}", markup=False)
+        err.print(f"error: {one_line(str(exc), 800)}", markup=False)
         raise typer.Exit(1)
     except sqlite3.Error as exc:  # the devchain's file
         err.print(f"error: {describe(exc, settings.devchain_path)}", markup=False)

@@ -46,17 +46,17 @@ def cpu_fit_refusal(n: int, depth: int, memory: str, cpus: float, call_timeout: 
     problems = []
     need = task_bytes(n) + SERVER_BYTES
     if need > docker_bytes(memory):
-        problems.append(f"it needs {need / GIB:.2f} GiB (3 n×n float32 matrices + {SERVER_BYTES >> 20} MiB "
-                        f"for the Actor's server) and SUBNET_DOCKER_MEMORY is {memory}")
+        problems.append(f"it needs {need / GIB:.2f} GiB (3 n×n float32 matrices + {SERVER_BYTES >> 20} MiB for its "
+                        f"server), SUBNET_DOCKER_MEMORY is {memory}")
     seconds = task_flop(n, depth) / (cpus * CPU_FLOPS)
     if seconds > call_timeout:
-        problems.append(f"{task_flop(n, depth) / 1e12:.2f} TFLOP per task takes at least {seconds:.0f} s on "
-                        f"{cpus:g} CPU (SUBNET_DOCKER_CPUS) against a {call_timeout:g} s call deadline")
+        problems.append(f"{task_flop(n, depth) / 1e12:.2f} TFLOP per task takes ≥ {seconds:.0f} s on {cpus:g} CPU "
+                        f"(SUBNET_DOCKER_CPUS), the call deadline is {call_timeout:g} s")
     if not problems:
         return ""
     return (f"n={n} × depth {depth} cannot run in a Docker Actor without a GPU: {'; '.join(problems)}. "
-            f"Set {smaller} (the dry-run size) to try the loop on a CPU, "
-            f"or run the validator on a host with NVIDIA GPUs (docs/validator.md, GPUs in Docker mode)")
+            f"Set {smaller} (the dry-run size) to try the loop on a CPU, or use a host with NVIDIA GPUs "
+            f"(docs/validator.md)")
 
 
 def gpu_fit_refusal(n: int, gpu_memory_gib: Sequence[float | None], smaller: str = "SUBNET_N") -> str:

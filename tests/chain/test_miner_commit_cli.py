@@ -213,3 +213,15 @@ def test_on_a_real_network_any_registry_is_asked(monkeypatch):
     with pytest.raises(Exception) as failed:  # typer.Exit after the one-line error
         module.verify_in_registry(REF, "5Me", local_chain=False)
     assert getattr(failed.value, "exit_code", None) == 1
+
+
+def test_a_local_reference_is_refused_on_a_real_network(capsys):
+    import typer
+
+    from subnet.cli.miner_chain import verify_in_registry
+
+    with pytest.raises(typer.Exit) as refused:
+        verify_in_registry(f"local.invalid/my-env:dev@{DIGEST_A}", "5Hotkey", local_chain=False)
+    assert refused.value.exit_code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "exists only on this machine" in line and "subnet miner push IMAGE --repo" in line
