@@ -102,7 +102,12 @@ def basilica_runtime(settings: Settings):
     from subnet.runtime.basilica import BasilicaRuntime
 
     try:
-        client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.ledger_path))
+        basilica = load_settings()
+        if basilica.api_token is None or not basilica.api_token.get_secret_value().strip():
+            # `validator run` has no --api-key option (unlike `subnet gpus`): name what exists.
+            raise RuntimeUnavailable("Basilica mode needs an API token: set BASILICA_API_TOKEN in the environment "
+                                     "or in .env (create one with `basilica tokens create`; docs/operator.md)")
+        client = BasilicaGPUClient(basilica, ledger=Ledger(settings.ledger_path))
         runtime = BasilicaRuntime(DeploymentClient(client), settings)
         reclaimed = runtime.reclaim_forgotten()
     except (ConfigError, BasilicaError) as exc:
