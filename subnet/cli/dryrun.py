@@ -13,10 +13,13 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
 
 from subnet import aio
 from subnet.cli import app
+from subnet.cli.steps import RichSteps
 from subnet.cli.tables import leaderboard_table, spread_table
+from subnet.progress import listening
 from subnet.config import Settings
 from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
 from subnet.protocol import InfraFault
@@ -98,11 +101,23 @@ def dry_run_command(
 
 
 def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console) -> list[RoundReport]:
+    """Rounds with a task bar and, on a terminal, a live line per image build; elsewhere each
+    build step is one plain line on stderr."""
     total = len(env_dirs) * settings.tasks * rounds
-    columns = (TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+               BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task("tasks", total=total)
-        return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+        steps = RichSteps(bar) if console.is_terminal else _plain_steps(console)
+        with listening(steps):
+            return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+
+
+def _plain_steps(console: Console):
+    def show(who: str, what: str, done: bool) -> None:
+        console.print(f"{who}: {what}", markup=False, highlight=False)
+
+    return show
 
 
 def print_spread(rows: list[dict], console: Console) -> None:

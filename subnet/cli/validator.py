@@ -7,6 +7,7 @@ silently for a real wallet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,9 +26,11 @@ from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chai
 from subnet.chain.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
 from subnet.cli import app
+from subnet.cli.steps import RichSteps
 from subnet.config import Settings
 from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
+from subnet.progress import listening
 from subnet.protocol import InfraFault
 from subnet.runtime.factory import RuntimeUnavailable, fit_refusal, make_runtime
 from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
@@ -125,7 +128,8 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
             _print_summary(r, Console())
 
     try:
-        stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
+        with _step_display(err, settings.log_json):
+            stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
         written = bool(stopped) or loop.validator.results.flush()  # --once: a last try to write
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
@@ -144,6 +148,19 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         err.print(f"[red]error:[/] results of round(s) {', '.join(map(str, loop.unwritten_rounds()))} "
                   f"could not be written to {store.path} (see the log line above)")
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _step_display(err: Console, json_logs: bool):
+    """Image pulls as live lines on a terminal; elsewhere (or with JSON logs) as log lines."""
+    if not err.is_terminal or json_logs:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as progress:
+        with listening(RichSteps(progress)):
+            yield
 
 
 def _open_store(settings: Settings, chain: Chain, err: Console) -> Store:

@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 from subnet.commitment import InvalidCommitment, parse_image_ref
 from subnet.config import Settings
 from subnet.lease import Lease, drop_stale_leases, read_lease
+from subnet.progress import step
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.text import one_line
@@ -312,13 +313,25 @@ class DockerRuntime:
                 raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
             if image is None and not self.limits.pull:
                 raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
-            return (image or pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout)).id
+            return (image or self._pull(client, ref)).id
         except PullFailed as exc:
             raise InfraFault(str(exc)) from None
         except InfraFault:
             raise
         except Exception as exc:  # noqa: BLE001 - daemon errors are infra
             raise InfraFault(f"looking up {ref.pinned}: {one_line(exc)}") from None
+
+    def _pull(self, client: Any, ref: Any) -> Any:
+        who, started = f"pull {ref.repository}@{ref.digest[7:19]}", time.monotonic()
+        step(who, "pulling")
+        try:
+            image = pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout,
+                         lambda done: step(who, f"pulling: {done / 2**20:.0f} MiB so far"))
+        except PullFailed:
+            step(who, f"failed after {time.monotonic() - started:.0f}s", done=True)
+            raise
+        step(who, f"pulled in {time.monotonic() - started:.0f}s", done=True)
+        return image
 
     def _guard(self) -> None:
         try:
