@@ -12,7 +12,8 @@ The same env folder (default: envs/matrix-chain-numpy) is called the way a valid
   docker+threads   the same container told how many CPUs it has (OMP/OpenBLAS/MKL thread
                    variables = the CPU limit), as the Docker runtime now does
 
-Per setting it prints the validator-measured p50 and, from the env's own `elapsed_ms` (the time
+Per setting it prints the validator-measured p50 (with `--repeat R`: the median and range of R
+batches, interleaved across settings) and, from the env's own `elapsed_ms` (the time
 inside `evaluate`), how that latency splits into compute and path (HTTP, JSON, the server, the
 container's network). The image is built once (tag `subnet-bench/<env>:latest`, labelled
 `io.subnet.bench=1`; remove with `docker image rm`). Numbers on a shared machine are noisy: compare
@@ -64,11 +65,19 @@ async def _calls(runtime, submission: Submission, challenge: MatrixChain, calls:
     return out
 
 
-def _row(name: str, samples: list[tuple[float, float]]) -> str:
-    latency = statistics.median(s[0] for s in samples)
-    compute = statistics.median(s[1] for s in samples)
-    path = statistics.median(s[0] - s[1] for s in samples)
-    return f"{name:<16} {latency:>10.1f} {compute:>10.1f} {path:>10.1f} {len(samples):>6}"
+def _p50s(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """(latency, compute, path) medians of one batch of calls."""
+    return (statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples),
+            statistics.median(s[0] - s[1] for s in samples))
+
+
+def _row(name: str, batches: list[tuple[float, float, float]], calls: int) -> str:
+    cells = []
+    for i in range(3):
+        values = sorted(b[i] for b in batches)
+        spread = f" ({values[0]:.1f}–{values[-1]:.1f})" if len(values) > 1 else ""
+        cells.append(f"{statistics.median(values):.1f}{spread}")
+    return f"{name:<16} {cells[0]:>22} {cells[1]:>22} {cells[2]:>18} {calls * len(batches):>6}"
 
 
 def _image(env_dir: Path) -> str:
@@ -88,6 +97,8 @@ def main() -> None:
     parser.add_argument("--cpus", type=float, default=1.0, help="SUBNET_DOCKER_CPUS of the containers")
     parser.add_argument("--memory", default="2g", help="SUBNET_DOCKER_MEMORY of the containers")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-call deadline, seconds")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="batches per setting, interleaved (median and range of the batch p50s)")
     parser.add_argument("--at-once", type=int, default=1,
                         help="calls in flight per Actor (a validator allows SUBNET_PER_MINER, 4)")
     args = parser.parse_args()
@@ -106,16 +117,24 @@ def main() -> None:
         ("docker", DockerRuntime(settings, DockerSettings(**limits, cpu_threads=False), allow_local=True), reference),
         ("docker+threads", DockerRuntime(settings, DockerSettings(**limits, cpu_threads=True), allow_local=True), reference),
     ]
-    print(f"{'setting':<16} {'p50 ms':>10} {'compute':>10} {'path':>10} {'calls':>6}")
-    for name, runtime, source in settings_:
-        submission = Submission(uid=1, hotkey="bench", source=source, digest=reference.rsplit("@", 1)[-1], label=name)
-        try:
-            samples = aio.run(_calls(runtime, submission, challenge, args.calls, args.timeout, args.at_once))
-            print(_row(name, samples), flush=True)
-        finally:
+    print(f"{'setting':<16} {'p50 ms':>22} {'compute':>22} {'path':>18} {'calls':>6}")
+    batches: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in settings_}
+    try:
+        for _ in range(args.repeat):  # interleaved, so a noisy neighbour hits every setting alike
+            for name, runtime, source in settings_:
+                submission = Submission(uid=1, hotkey="bench", source=source,
+                                        digest=reference.rsplit("@", 1)[-1], label=name)
+                samples = aio.run(_calls(runtime, submission, challenge, args.calls, args.timeout, args.at_once))
+                batches[name].append(_p50s(samples))
+    finally:
+        for _, runtime, _ in settings_:
             with contextlib.suppress(Exception):
                 getattr(runtime, "close", lambda: None)()
-    print("compute: the env's own elapsed_ms (inside evaluate); path: p50 of (latency − elapsed_ms)")
+    for name, found in batches.items():
+        if found:
+            print(_row(name, found, args.calls), flush=True)
+    print("p50 of each batch, median over batches (range); compute: the env's own elapsed_ms (inside "
+          "evaluate); path: latency − elapsed_ms")
 
 
 if __name__ == "__main__":
