@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from subnet.cli import _register, app, reflow
 from subnet.cli.tables import fault_text, leaderboard_table, rounds_table, spread_table
 
-OOM = "OOM-killed: the Actor exceeded its 2g memory limit"
+OOM = "OOM-killed: the Actor exceeded its 2g memory limit (SUBNET_DOCKER_MEMORY)"
 LONG_REF = "registry.example-company.internal.io:5443/team/very-long-repository-name/env:v12@sha256:" + "ab" * 32
 
 

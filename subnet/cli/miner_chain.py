@@ -106,7 +106,8 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
     except MinerFault as exc:
         _fail(f"not committed: {exc.detail} (commit the digest `subnet miner push` printed, not the local image id)")
     except InfraFault as exc:
-        _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or pass --no-verify")
+        _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or commit it unverified: "
+              f"subnet miner commit {ref.pinned} --no-verify (with the same --network and --wallet options)")
     if found.hotkey and found.hotkey != hotkey:
         _fail(f"not committed: the image is labelled for hotkey {found.hotkey}, not {hotkey}; "
               "validators would score this commitment as a copy")
@@ -126,7 +127,7 @@ def verify_in_local_store(ref, local_chain: bool) -> None:
     except Exception as exc:  # noqa: BLE001 - no daemon, or it failed: either way nothing is known
         why = exc if isinstance(exc, DockerUnavailable) else f"{type(exc).__name__}: {exc}"
         _fail(f"not committed: cannot check the local Docker store for {ref.digest[:19]}…: {why}; "
-              "start Docker, or pass --no-verify")
+              "start Docker, or add --no-verify to `subnet miner commit`")
     if found is None:
         _fail(f"not committed: no image {ref.digest} in the local Docker store; build it with "
               f"`subnet miner build DIR --tag NAME --json` and commit the \"reference\" it prints")

@@ -101,7 +101,7 @@ class DockerSession:
         except Exception:  # noqa: BLE001 - keep the original fault
             return fault
         if state.get("OOMKilled"):
-            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit")
+            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit (SUBNET_DOCKER_MEMORY)")
         if state.get("Status") != "running":
             return MinerFault(FaultKind.UNREACHABLE, f"the Actor container exited with code {state.get('ExitCode')}")
         return fault

@@ -177,7 +177,7 @@ def _daemon_said(exc: BaseException) -> str:
 def _describe_exit(container: Any) -> str:
     state = container.attrs.get("State", {})
     if state.get("OOMKilled"):
-        return "OOM-killed at start (memory limit)"
+        return "OOM-killed at start (the memory limit, SUBNET_DOCKER_MEMORY)"
     why = f"exited at start with code {state.get('ExitCode')}"
     try:
         tail = container.logs(tail=5).decode("utf-8", "replace").strip().splitlines()
