@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from subnet.chain.devchain import DevChain
-from subnet.identity import validator_identity
+from subnet.state.identity import validator_identity
 from docker_support import owned_by
 
 pytestmark = pytest.mark.docker
