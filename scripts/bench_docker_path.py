@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from subnet import aio  # noqa: E402
+from subnet.util import aio  # noqa: E402
 from subnet.challenges.matrix_chain import MatrixChain  # noqa: E402
 from subnet.config import Settings  # noqa: E402
 from subnet.protocol import EVALUATE_METHOD, Submission  # noqa: E402

@@ -3,7 +3,6 @@ and `--help` paragraphs that the terminal wraps (not the source's line breaks)."
 
 from __future__ import annotations
 
-import re
 
 import pytest
 from rich.console import Console

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.compute.policy import GpuPolicy, parse_allowlist
 from subnet.config import Settings
-from subnet.protocol import Submission
 from subnet.runtime.docker import DockerRuntime
 from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, LocalGpu, discover, gpu_type, parse_nvidia_smi, policy_price
 from subnet.runtime.docker_settings import DockerSettings
-from subnet.runtime.standin import EchoChallenge
-from subnet.store import Store
+from subnet.twins.standin import EchoChallenge
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 from docker_api_twin import DockerTwin

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.config import Settings
-from subnet.observability import Metrics, MetricsServer, Observability
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Store
+from subnet.validator.observability import Metrics, MetricsServer, Observability
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 MONITORING = Path(__file__).resolve().parents[1] / "scripts" / "monitoring"

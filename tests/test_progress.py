@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from subnet.cli.steps import RichSteps
-from subnet.progress import listening, step
+from subnet.util.progress import listening, step
 
 
 def test_without_a_listener_each_step_is_one_log_line(caplog):

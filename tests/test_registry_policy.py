@@ -8,12 +8,12 @@ import json
 import httpx
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import RawCommitment
-from subnet.commitment import parse_image_ref
+from subnet.protocol.commitment import parse_image_ref
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry_client import LABEL_HOTKEY, RegistryClient, registry_base
-from subnet.registry_policy import CachingResolver, RegistryRefused, check_registry
+from subnet.registry.client import LABEL_HOTKEY, RegistryClient, registry_base
+from subnet.registry.policy import CachingResolver, RegistryRefused, check_registry
 from subnet.validator.loop import image_resolver
 from subnet.validator.service import plan_round
 
@@ -150,7 +150,7 @@ def test_plain_http_only_for_loopback_registries():
 
 
 def test_the_inspector_keeps_labels_once_known_and_never_keeps_failures(tmp_path):
-    from subnet.store import Store
+    from subnet.state.store import Store
     from subnet.validator.admission import ImageInspector, candidate_refs
 
     calls = []

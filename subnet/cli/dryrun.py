@@ -15,15 +15,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column
 
-from subnet import aio
-from subnet.cli import app
+from subnet.util import aio
+from subnet.cli.app import app
 from subnet.cli.steps import RichSteps
 from subnet.cli.tables import leaderboard_table, spread_table
-from subnet.progress import listening
 from subnet.config import Settings
-from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
+from subnet.dryrun.run import default_env_dirs, dry_run_rounds, runnable_defaults, spread
+from subnet.dryrun.runtimes import choose_dry_run_mode, dry_run_runtime
 from subnet.protocol import InfraFault
-from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime, fit_refusal
+from subnet.runtime.factory import RuntimeUnavailable, fit_refusal
+from subnet.util.progress import listening
 from subnet.validator.report import RoundReport
 
 

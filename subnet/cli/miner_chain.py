@@ -13,7 +13,7 @@ import typer
 
 from subnet.chain.base import ChainError, ChainUnavailable, NotRegistered
 from subnet.cli.miner_group import miner_app
-from subnet.commitment import InvalidCommitment, parse_image_ref
+from subnet.protocol.commitment import InvalidCommitment, parse_image_ref
 from subnet.config import Settings
 
 _NETWORK_HELP = "devchain (local SQLite chain), finney, test, local, or a ws:// URL (default: SUBNET_NETWORK)"
@@ -73,7 +73,7 @@ def commit(
 
 def registry_client():
     """The client `verify_in_registry` uses (tests point it at an in-process transport)."""
-    from subnet.registry_client import RegistryClient
+    from subnet.registry.client import RegistryClient
 
     return RegistryClient()
 
@@ -83,9 +83,9 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
 
     On the devchain (`local_chain`) only registries on this machine are asked: a local loop must
     not go out to public registries for references that often name nothing real."""
-    from subnet import aio
+    from subnet.util import aio
     from subnet.protocol import InfraFault, MinerFault
-    from subnet.registry_policy import is_loopback_registry
+    from subnet.registry.policy import is_loopback_registry
     from subnet.runtime.images import is_local
 
     ref = parse_image_ref(image_ref)

@@ -18,9 +18,10 @@ from rich.console import Console
 from subnet.cli.tables import leaderboard_table, rounds_table, short_ref  # noqa: F401 (short_ref: re-exported)
 from subnet.cli.validator import validator_app
 from subnet.config import Settings
-from subnet.observability import leaderboard, ledger_spend
-from subnet.state import StoreFile, find_subnet_stores
-from subnet.store import Store
+from subnet.validator.observability import leaderboard, ledger_spend
+from subnet.state.files import StoreFile, find_subnet_stores
+from subnet.state.store import Store
+from subnet.state.identity import validator_identity
 
 
 @validator_app.command("status")
@@ -61,7 +62,7 @@ def collect_status(chosen: StoreFile, settings: Settings, rounds: int = 5) -> di
         "leaderboard": leaderboard(chosen.path),
         "recent_rounds": recent,
         "cache": cache,
-        "spend_usd": round(ledger_spend(settings.ledger_path, settings.identity), 6),
+        "spend_usd": round(ledger_spend(settings.ledger_path, validator_identity(settings.home)), 6),
         "last_weights": None if last is None else {
             "round": last.round_id, "block": last.block, "status": last.status,
             "weights": {str(k): round(v, 6) for k, v in sorted(last.weights.items())},

@@ -15,12 +15,12 @@ from typing import Callable, Iterable, Mapping
 
 from subnet.chain.base import RawCommitment
 from subnet.chain.commitments import classify
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.protocol import InfraFault, MinerFault
-from subnet.registry_client import RegistryClient
-from subnet.registry_policy import is_loopback_registry
+from subnet.registry.client import RegistryClient
+from subnet.registry.policy import is_loopback_registry
 from subnet.runtime.images import is_local
-from subnet.store import Store
+from subnet.state.store import Store
 
 
 @dataclass

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
 
-from subnet.progress import step
+from subnet.util.progress import step
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", re.IGNORECASE | re.MULTILINE)
 

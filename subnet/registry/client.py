@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry_policy import is_loopback_registry
-from subnet.text import one_line
+from subnet.registry.policy import is_loopback_registry
+from subnet.util.text import one_line
 
 LABEL_HOTKEY = "io.subnet.miner.hotkey"
 MAX_DOCUMENT_BYTES = 4 << 20
