@@ -87,16 +87,16 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         raise typer.Exit(2)
     if devchain and not chosen:
         err.print("note: no network chosen: using the local devchain (--network finney for the real one)", markup=False)
-    if devchain and not {"n", "depth"} & settings.model_fields_set:
-        # The one-machine loop runs on a laptop: the production size needs a GPU (docs/challenge.md).
-        settings = settings.model_copy(update={"n": settings.dry_run_n, "depth": settings.dry_run_depth})
-        err.print(f"note: devchain: tasks at the dry-run size {settings.n}×{settings.depth} "
-                  f"(SUBNET_N and SUBNET_DEPTH choose another, e.g. the production 12800×2)", markup=False)
     try:
         home_lock = HomeLock(settings.home).acquire()  # held until the process ends
     except HomeBusy as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2)
+    if devchain and not {"n", "depth"} & settings.model_fields_set:
+        # The one-machine loop runs on a laptop: the production size needs a GPU (docs/challenge.md).
+        settings = settings.model_copy(update={"n": settings.dry_run_n, "depth": settings.dry_run_depth})
+        err.print(f"note: devchain: tasks at the dry-run size {settings.n}×{settings.depth} "
+                  f"(SUBNET_N and SUBNET_DEPTH choose another, e.g. the production 12800×2)", markup=False)
     try:
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
