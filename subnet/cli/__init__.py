@@ -37,6 +37,19 @@ def _register() -> None:
         app.add_typer(miner_app, name="miner")  # once, whichever module defines miner commands
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     _register()
-    app()
+    run(app, args, "subnet")
+
+
+def run(command: typer.Typer, args: list[str] | None, prog_name: str) -> None:
+    """Run a command tree; settings that fail validation (e.g. SUBNET_NETUID=99999) are one line."""
+    from pydantic import ValidationError
+
+    from subnet.config import settings_problem
+
+    try:
+        command(args=args, prog_name=prog_name)
+    except ValidationError as exc:
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        raise SystemExit(2) from None

@@ -25,16 +25,17 @@ from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chai
 from subnet.chain.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
 from subnet.cli import app
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
 from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
 from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
 from subnet.state_db import StateError, check_integrity, describe
 from subnet.store import Store
-from subnet.text import one_line
+from subnet.registry_policy import CachingResolver
+from subnet.text import one_line, os_error
 from subnet.validator.admission import ImageInspector
-from subnet.validator.loop import ValidatorLoop
+from subnet.validator.loop import RoundFailed, ValidatorLoop
 from subnet.validator.report import RoundReport
 from subnet.validator.shutdown import StoppedEarly, serve, stop_before_serving
 
@@ -49,7 +50,7 @@ class ValidatorMode(str, Enum):
 
 @validator_app.command("run")
 def run(
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: SUBNET_NETUID)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: SUBNET_NETUID)"),
     network: Optional[str] = typer.Option(None, "--network", help="devchain, finney, test, local, or a ws:// URL"),
     wallet_name: str = typer.Option("default", "--wallet.name", help="Wallet (coldkey) name"),
     wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),
@@ -88,6 +89,9 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except HomeBusy as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2)
+    except OSError as exc:  # read-only, full, not a folder, no permission
+        err.print(f"error: cannot use SUBNET_HOME {settings.home}: {os_error(exc)}", markup=False)
+        raise typer.Exit(1)
     try:
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
@@ -103,9 +107,14 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         err.print(f"error: {describe(exc, settings.devchain_path)}", markup=False)
         raise typer.Exit(1)
     store = _open_store(settings, chain, err)
-    observer = start_observability(settings, store)
-    loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path), allow_local=devchain,
-                         observer=observer, inspector=ImageInspector(store))
+    try:
+        observer = start_observability(settings, store)
+        inspector = ImageInspector.for_validator(store, settings, loopback_only=devchain, resolve=CachingResolver())
+        loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path),
+                             allow_local=devchain, observer=observer, inspector=inspector)
+    except (OSError, StateError) as exc:  # e.g. a round-secret that is a folder, a metrics port in use
+        err.print(f"error: {os_error(exc) if isinstance(exc, OSError) else exc}", markup=False)
+        raise typer.Exit(1)
 
     def report(r: RoundReport) -> None:
         if as_json:
@@ -120,7 +129,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    except StateError as exc:
+    except (StateError, RoundFailed) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1)
     finally:

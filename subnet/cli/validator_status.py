@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from subnet.cli.validator import validator_app
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
 from subnet.observability import leaderboard, ledger_spend
 from subnet.state import StoreFile, find_subnet_stores
 from subnet.store import Store
@@ -56,7 +56,7 @@ def leaderboard_table(miners: list[dict[str, Any]], title: str = "") -> Table:
 
 @validator_app.command("status")
 def status(
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: the most recent store)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: the most recent store)"),
     network: Optional[str] = typer.Option(None, "--network", help="Network name as the validator was run with"),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Recent rounds to show"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
