@@ -24,8 +24,8 @@ breaks one rule per repository:
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from loopback_http import LoopbackServer, QuietHandler
 from registry_images import image, index, sha
 
 HONEST, THIEF, SLOW = "5Honest", "5Thief", "5Slow"
@@ -33,7 +33,7 @@ HUGE_BYTES = 100 * 1000 * 1000
 _CHUNK = b" " * (64 << 10)
 
 
-class HostileRegistry:
+class HostileRegistry(LoopbackServer):
     def __init__(self, byte_every_s: float = 1.0) -> None:
         self.byte_every_s = byte_every_s
         self.honest = image(HONEST)
@@ -58,14 +58,7 @@ class HostileRegistry:
             "index/env": {sha(self.index): self.index, child.digest: other.manifest},
         }
         self.requests: list[str] = []
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def reference(self, repo: str) -> str:
         return f"{self.host}/{repo}@{self.digests[repo]}"
@@ -73,24 +66,10 @@ class HostileRegistry:
     def asked(self, repo: str) -> int:
         return sum(1 for r in self.requests if f"/v2/{repo}/" in r)
 
-    def __enter__(self) -> "HostileRegistry":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         registry = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 registry.requests.append(self.path)
                 try:

@@ -59,12 +59,17 @@ class ScrapingRuntime(StandInRuntime):
         return Wrapped()
 
 
-def test_metrics_parse_while_a_round_runs_and_the_leaderboard_follows_the_store(tmp_path):
+def one_miner(tmp_path) -> tuple[DevChain, Store]:
+    """A devchain where the validator `v` and the miner `alice` (one image) are registered, and a store."""
     chain = DevChain(tmp_path / "devchain.sqlite", hotkey="v")
     chain.register(1, "v", validator_permit=True)
     chain.register(1, "alice")
     chain.as_hotkey("alice").commit(1, f"ghcr.io/a/env@sha256:{1:064x}".encode())
-    store = Store(tmp_path / "subnet.sqlite")
+    return chain, Store(tmp_path / "subnet.sqlite")
+
+
+def test_metrics_parse_while_a_round_runs_and_the_leaderboard_follows_the_store(tmp_path):
+    chain, store = one_miner(tmp_path)
     metrics = Metrics()
     server = MetricsServer(metrics, store.path, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.port}"
@@ -134,11 +139,7 @@ def test_slowloris_clients_hold_neither_health_nor_the_round_nor_a_thread_each(t
     import socket
     import threading
 
-    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="v")
-    chain.register(1, "v", validator_permit=True)
-    chain.register(1, "alice")
-    chain.as_hotkey("alice").commit(1, f"ghcr.io/a/env@sha256:{1:064x}".encode())
-    store = Store(tmp_path / "subnet.sqlite")
+    chain, store = one_miner(tmp_path)
     metrics = Metrics()
     server = MetricsServer(metrics, store.path, "127.0.0.1", 0, request_timeout=2.0)
     url = f"http://127.0.0.1:{server.port}"
