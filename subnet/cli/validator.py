@@ -28,11 +28,11 @@ from subnet.cli import app
 from subnet.config import NETUID_MAX, Settings
 from subnet.home_lock import HomeBusy, HomeLock
 from subnet.observability import configure_logging, start_observability
+from subnet.registry_policy import CachingResolver
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
 from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
 from subnet.state_db import StateError, check_integrity, describe
 from subnet.store import Store
-from subnet.registry_policy import CachingResolver
 from subnet.text import one_line, os_error
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import RoundFailed, ValidatorLoop

@@ -208,9 +208,10 @@ class RoundEngine:
             await asyncio.wait({pulling, window}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             window.cancel()
-        if pulling.done():
+            if not pulling.done():
+                pulling.cancel()  # the wait only: the runtime's pull goes on
+        if not pulling.cancelled():
             return pulling.result()
-        pulling.cancel()
         raise InfraFault(f"image pull not finished within the round's pull window of {self.limits.pull_wait:g}s; "
                          "it goes on in the background for a later round")
 
