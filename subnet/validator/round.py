@@ -184,7 +184,8 @@ class RoundEngine:
         except InfraFault as exc:
             fallback = TaskOutcome(-1, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
         except Exception as exc:  # noqa: BLE001 - a runtime bug must not sink the round or the miner
-            log.exception("runtime failed for %s", sub.name)
+            log.warning("runtime failed for %s: %s: %s", sub.name, type(exc).__name__, one_line(str(exc)))
+            log.debug("runtime failure of %s", sub.name, exc_info=exc)
             fallback = TaskOutcome(-1, reason=f"validator error: {type(exc).__name__}: {one_line(str(exc))}", infra=True)
         for task in tasks:
             result = done.get(task.index)
@@ -204,13 +205,15 @@ class RoundEngine:
             return
         pulling = asyncio.ensure_future(prepare(sub))
         window = asyncio.ensure_future(self._pull_window_over.wait())
+        finished = False
         try:
             await asyncio.wait({pulling, window}, return_when=asyncio.FIRST_COMPLETED)
+            finished = pulling.done()
         finally:
             window.cancel()
             if not pulling.done():
                 pulling.cancel()  # the wait only: the runtime's pull goes on
-        if not pulling.cancelled():
+        if finished:
             return pulling.result()
         raise InfraFault(f"image pull not finished within the round's pull window of {self.limits.pull_wait:g}s; "
                          "it goes on in the background for a later round")
@@ -230,6 +233,7 @@ class RoundEngine:
             except Exception as exc:  # noqa: BLE001 - a validator bug costs one task, never the round
                 why = f"validator error: {type(exc).__name__}: {one_line(str(exc))}"
                 log.warning("task %d of %s: %s", task.index, sub.name, why)
+                log.debug("task %d of %s failed", task.index, sub.name, exc_info=exc)
                 result = TaskOutcome(task.index, reason=why, infra=True)
             done[task.index] = result
             if isinstance(result, TaskOutcome):  # answered tasks report once verified
