@@ -3,6 +3,7 @@ odd SUBNET_HOME, a `--env` that is not a folder, a subnet uid out of range, a ro
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 
@@ -11,6 +12,18 @@ from typer.testing import CliRunner
 
 from subnet.cli import _register, app
 from subnet.runtime.standin import StandInRuntime
+
+
+@pytest.fixture(autouse=True)
+def open_log_streams():
+    """`validator run` points the root logger at the stderr of its moment; under CliRunner that stream
+    is closed after each invocation, and a late record (asyncio's, from an earlier test) would then
+    print "Logging error" into this test's output. Drop such handlers, and restore the logger after."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [h for h in saved if not getattr(getattr(h, "stream", None), "closed", False)]
+    yield
+    root.handlers[:] = saved
 
 
 @pytest.fixture
