@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
-from subnet import aio
+from subnet.util import aio
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import DeploymentSpec, friendly_name
@@ -40,7 +40,7 @@ from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.protocol import Submission
 from subnet.runtime.basilica import BasilicaRuntime
-from subnet.runtime.standin import EchoChallenge, serve_http
+from subnet.twins.standin import EchoChallenge, serve_http
 from subnet.twins.basilica_twin import BasilicaTwin
 from subnet.twins.deployment_host import ActorHost
 from subnet.validator.round import RoundEngine, RoundLimits

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import subnet  # noqa: E402
 from hostile_registry import HostileRegistry, _rss  # noqa: E402
-from subnet.commitment import parse_image_ref  # noqa: E402
-from subnet.registry_client import RegistryClient  # noqa: E402
+from subnet.protocol.commitment import parse_image_ref  # noqa: E402
+from subnet.registry.client import RegistryClient  # noqa: E402
 
 
 async def _read(reference: str, limit_s: float) -> str:

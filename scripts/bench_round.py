@@ -31,10 +31,10 @@ import socket
 import time
 from typing import AsyncIterator
 
-from subnet import aio
+from subnet.util import aio
 from subnet.protocol import Submission
 from subnet.runtime.affinetes_session import AffinetesSession
-from subnet.runtime.standin import EchoChallenge, StandInRuntime, serve_http
+from subnet.twins.standin import EchoChallenge, StandInRuntime, serve_http
 from subnet.validator.round import RoundEngine, RoundLimits
 
 
@@ -108,7 +108,7 @@ def measure_service(args) -> dict:
 
     from subnet.chain.devchain import DevChain
     from subnet.config import Settings
-    from subnet.store import Store
+    from subnet.state.store import Store
     from subnet.validator.service import Validator, plan_round
 
     with tempfile.TemporaryDirectory(prefix="bench-round-") as tmp:

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         """The state file of versions before per-subnet state (now the ledger's file); a
-        validator's subnet state lives in `subnet.state.subnet_state_path`."""
+        validator's subnet state lives in `subnet.state.files.subnet_state_path`."""
         return self.home / "state.sqlite"
 
     @property
@@ -113,12 +113,6 @@ class Settings(BaseSettings):
         """The spend ledger: one per state directory (money is not per subnet), never moved."""
         return self.home / "state.sqlite"
 
-    @property
-    def identity(self) -> str:
-        """This validator's id (see `subnet.identity`): owner tag on containers and deployments."""
-        from subnet.identity import validator_identity
-
-        return validator_identity(self.home)
 
     @property
     def devchain_path(self) -> Path:

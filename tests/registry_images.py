@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from subnet.registry_client import LABEL_HOTKEY
+from subnet.registry.client import LABEL_HOTKEY
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"

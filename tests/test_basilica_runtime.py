@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import DeploymentClient

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.chain.devchain import DevChain
-from subnet.store import Store
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 from test_basilica_runtime import envs, image_of, runtime_for, twin  # noqa: F401  (fixtures)

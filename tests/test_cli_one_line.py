@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from subnet.cli import _register, app
-from subnet.runtime.standin import StandInRuntime
+from subnet.twins.standin import StandInRuntime
 
 
 @pytest.fixture(autouse=True)

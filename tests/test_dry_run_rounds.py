@@ -7,7 +7,7 @@ import sys
 
 from envs_factory import make_env
 from subnet.config import Settings
-from subnet.dryrun import requirement_names, runnable_defaults
+from subnet.dryrun.run import requirement_names, runnable_defaults
 from test_dry_run import run_dry_run
 
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import NotReady
 from subnet.chain.devchain import DevChain
 from subnet.config import Settings
 from subnet.protocol import Submission
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Evaluation, Store
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Evaluation, Store
 from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.service import Validator, plan_round
 

@@ -14,12 +14,12 @@ import time
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.config import Settings
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Store
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Store
 from subnet.validator import loop as loop_module
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.protocol import FaultKind, MinerFault
 from subnet.runtime.affinetes_session import AffinetesSession
 

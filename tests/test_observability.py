@@ -9,12 +9,12 @@ import logging
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.config import Settings
-from subnet.observability import JsonFormatter, Metrics, MetricsServer, Observability
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Store
+from subnet.validator.observability import JsonFormatter, Metrics, MetricsServer, Observability
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 
@@ -117,7 +117,7 @@ def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
     from decimal import Decimal
 
     from subnet.compute.ledger import Ledger
-    from subnet.observability import ledger_spend
+    from subnet.validator.observability import ledger_spend
 
     path = tmp_path / "state.sqlite"
     assert ledger_spend(path, "me") == 0.0  # no ledger yet: nothing spent, nothing created

@@ -6,14 +6,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import RawCommitment
-from subnet.commitment import parse_image_ref
+from subnet.protocol.commitment import parse_image_ref
 from subnet.protocol import FaultKind, InfraFault, MinerFault
 from registry_images import image, serve
-from subnet.registry_client import RegistryClient, registry_base
-from subnet.registry_fetch import HopPolicy
-from subnet.registry_policy import CachingResolver, RegistryRefused, check_registry
+from subnet.registry.client import RegistryClient, registry_base
+from subnet.registry.fetch import HopPolicy
+from subnet.registry.policy import CachingResolver, RegistryRefused, check_registry
 from subnet.validator.loop import image_resolver
 from subnet.validator.service import plan_round
 
@@ -150,7 +150,7 @@ def test_plain_http_only_for_loopback_registries():
 
 
 def test_the_inspector_keeps_verified_labels_once_known_and_never_keeps_failures(tmp_path):
-    from subnet.store import Store
+    from subnet.state.store import Store
     from subnet.validator.admission import ImageInspector, candidate_refs
 
     calls = []

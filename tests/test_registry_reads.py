@@ -11,11 +11,11 @@ import json
 import httpx
 import pytest
 
-from subnet import aio
-from subnet.commitment import parse_image_ref
+from subnet.util import aio
+from subnet.protocol.commitment import parse_image_ref
 from subnet.protocol import FaultKind, MinerFault
-from subnet.registry_client import MAX_DOCUMENT_BYTES, ProvenFault, RegistryClient
-from subnet.registry_fetch import MAX_REDIRECTS, HopPolicy, HopRefused, json_depth
+from subnet.registry.client import MAX_DOCUMENT_BYTES, ProvenFault, RegistryClient
+from subnet.registry.fetch import MAX_REDIRECTS, HopPolicy, HopRefused, json_depth
 
 from registry_images import image, index, serve, sha
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from subnet import aio
+from subnet.util import aio
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.twins.standin import EchoChallenge, StandInRuntime
 from subnet.validator.round import RoundEngine, RoundLimits
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from subnet import aio
+from subnet.util import aio
 from subnet.challenges.base import Claim, Task, Verdict
 from subnet.protocol import FaultKind, Submission
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
+from subnet.twins.standin import EchoChallenge, StandInRuntime
 from subnet.validator.round import RoundEngine, RoundLimits
 
 

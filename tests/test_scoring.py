@@ -1,4 +1,4 @@
-from subnet.scoring import MinerMetrics, scores, smooth, weights
+from subnet.validator.scoring import MinerMetrics, scores, smooth, weights
 
 
 def metrics(uid, tasks, verified, latencies, price=None, copy=False):

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.config import Settings
-from subnet.home_lock import HomeBusy, HomeLock
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.state_db import StateError, check_integrity, describe, retrying
-from subnet.store import Store
+from subnet.state.home_lock import HomeBusy, HomeLock
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.db import StateError, check_integrity, describe, retrying
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 NETUID = 1
@@ -115,7 +115,7 @@ def test_write_failure_keeps_results_and_writes_them_next_round(tmp_path, caplog
             yield session
 
     runtime.open = open_and_lock
-    monkeypatch.setattr("subnet.state_db.FIRST_BACKOFF_S", 0.01)
+    monkeypatch.setattr("subnet.state.db.FIRST_BACKOFF_S", 0.01)
     with caplog.at_level("WARNING"):
         first = aio.run(validator.run_round(plan, b"s"))
     assert first.miners[0].verified == 3  # the round's work stands; weights were still set
@@ -264,10 +264,10 @@ def test_cli_names_a_damaged_state_file_and_exits_1(tmp_path):
 def test_the_loop_skips_a_round_it_cannot_open_and_keeps_going(tmp_path, caplog, monkeypatch):
     """The state file is locked by another process when a round should begin: one line, a short
     backoff, and the next round runs; nothing had been done, so nothing is lost."""
-    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.state.first_seen import FirstSeenStore
     from subnet.validator.loop import ValidatorLoop
 
-    monkeypatch.setattr("subnet.state_db.FIRST_BACKOFF_S", 0.01)
+    monkeypatch.setattr("subnet.state.db.FIRST_BACKOFF_S", 0.01)
     store = Store(tmp_path / "state.sqlite", busy_timeout=0.01)
     validator, _plan, _ = make_validator(tmp_path, store)
     vloop = ValidatorLoop(validator.chain, StandInRuntime(0.001), validator.settings, store,

@@ -15,18 +15,18 @@ import time
 import pytest
 
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.ledger import Ledger
 from subnet.compute.settings import load_settings
 from subnet.config import Settings
-from subnet.lease import Lease, drop_stale_leases, read_lease, run_is_alive
+from subnet.state.lease import Lease, drop_stale_leases, read_lease, run_is_alive
 from subnet.runtime.basilica import BasilicaRuntime
 from subnet.runtime.process import ProcessRuntime
-from subnet.store import Store
+from subnet.state.store import Store
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 from subnet.twins.deployment_host import ActorHost
 from subnet.validator.loop import ValidatorLoop

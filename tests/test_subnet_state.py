@@ -8,10 +8,10 @@ from decimal import Decimal
 from subnet.chain.base import RawCommitment
 from subnet.chain.commitments import scan_commitments
 from subnet.chain.devchain import DevChain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.compute.ledger import Ledger
-from subnet.state import find_subnet_stores, network_slug, open_subnet_store, subnet_state_path
-from subnet.store import Store, TaskRecord
+from subnet.state.files import find_subnet_stores, network_slug, open_subnet_store, subnet_state_path
+from subnet.state.store import Store, TaskRecord
 
 DIGEST = "sha256:" + "e" * 64
 GENESIS = "0x" + "2f" * 32

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import httpx
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.config import Settings
 from registry_images import image, serve
-from subnet.registry_client import RegistryClient
-from subnet.runtime.standin import StandInRuntime
-from subnet.store import Store
+from subnet.registry.client import RegistryClient
+from subnet.twins.standin import StandInRuntime
+from subnet.state.store import Store
 from subnet.validator import loop as loop_module
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop

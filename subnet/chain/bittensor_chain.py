@@ -40,7 +40,7 @@ from subnet.chain.base import (
     WeightsRateLimited,
     WeightsReceipt,
 )
-from subnet.commitment import MAX_COMMITMENT_BYTES
+from subnet.protocol.commitment import MAX_COMMITMENT_BYTES
 
 log = logging.getLogger("subnet.chain")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from subnet.chain.base import RawCommitment
-from subnet.chain.first_seen import FirstSeen, MemoryFirstSeen, Owner
-from subnet.commitment import MAX_COMMITMENT_BYTES, ImageRef, InvalidCommitment, parse_image_ref
+from subnet.state.first_seen import FirstSeen, MemoryFirstSeen, Owner
+from subnet.protocol.commitment import MAX_COMMITMENT_BYTES, ImageRef, InvalidCommitment, parse_image_ref
 
 # Rejection kinds: stable strings a report or a metric can group by.
 UNREGISTERED = "unregistered"

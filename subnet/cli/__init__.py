@@ -1,20 +1,13 @@
-"""The `subnet` command line: one typer app, with a sub-app per audience."""
+"""The `subnet` command line: one typer app (`subnet.cli.app`), with a sub-app per audience.
+
+Command modules import the app from `subnet.cli.app` and add their commands; `_register` imports
+them all, so the package root is the only module that knows every command."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(
-    name="subnet",
-    help="Run the subnet: miners build and commit Actor images; validators verify them and set weights.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-
-@app.callback()
-def _root() -> None:
-    """Miners build and commit Actor images; validators verify them and set weights."""
+from subnet.cli.app import app
 
 
 def _register() -> None:

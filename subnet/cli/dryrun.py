@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from subnet import aio
-from subnet.cli import app
+from subnet.util import aio
+from subnet.cli.app import app
 from subnet.config import Settings
-from subnet.dryrun import default_env_dirs, dry_run_rounds, runnable_defaults, spread
-from subnet.runtime.factory import RuntimeUnavailable, choose_dry_run_mode, dry_run_runtime
-from subnet.text import os_error
+from subnet.dryrun.run import default_env_dirs, dry_run_rounds, runnable_defaults, spread
+from subnet.dryrun.runtimes import choose_dry_run_mode, dry_run_runtime
+from subnet.runtime.factory import RuntimeUnavailable
+from subnet.util.text import os_error
 from subnet.validator.report import RoundReport
 
 

@@ -14,10 +14,10 @@ import typer
 
 from subnet.chain.base import ChainError, ChainUnavailable, NotRegistered
 from subnet.cli.miner_group import miner_app
-from subnet.commitment import InvalidCommitment, parse_image_ref
+from subnet.protocol.commitment import InvalidCommitment, parse_image_ref
 from subnet.config import NETUID_MAX, Settings
-from subnet.state_db import describe
-from subnet.text import os_error
+from subnet.state.db import describe
+from subnet.util.text import os_error
 
 _NETWORK_HELP = "devchain (local SQLite chain), finney, test, local, or a ws:// URL (default: SUBNET_NETWORK)"
 
@@ -81,8 +81,8 @@ def commit(
 def registry_client(loopback_only: bool = False):
     """The client `verify_in_registry` uses (tests point it at an in-process transport): redirects
     and token realms under the validators' policy, on this machine only for the devchain."""
-    from subnet.registry_client import RegistryClient
-    from subnet.registry_fetch import HopPolicy
+    from subnet.registry.client import RegistryClient
+    from subnet.registry.fetch import HopPolicy
 
     return RegistryClient(policy=HopPolicy(loopback_only=loopback_only, allowed=tuple(Settings().allowed_registries)))
 
@@ -92,9 +92,9 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
 
     On the devchain (`local_chain`) only registries on this machine are asked: a local loop must
     not go out to public registries for references that often name nothing real."""
-    from subnet import aio
+    from subnet.util import aio
     from subnet.protocol import FaultKind, InfraFault, MinerFault
-    from subnet.registry_policy import is_loopback_registry
+    from subnet.registry.policy import is_loopback_registry
     from subnet.runtime.images import is_local
 
     ref = parse_image_ref(image_ref)

@@ -15,9 +15,9 @@ import typer
 
 from subnet.cli.miner_group import miner_app
 from subnet.config import NETUID_MAX, Settings
-from subnet.registry_client import LABEL_HOTKEY
+from subnet.registry.client import LABEL_HOTKEY
 from subnet.miner.build import BuildFailed, DockerUnavailable, build_env_image
-from subnet.envdir import InvalidEnv
+from subnet.protocol.envdir import InvalidEnv
 from subnet.miner.push import PushFailed, push_image
 from subnet.runtime.images import InvalidTag
 

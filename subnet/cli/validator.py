@@ -19,21 +19,21 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import Chain, ChainError
 from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
-from subnet.cli import app
+from subnet.cli.app import app
 from subnet.config import NETUID_MAX, Settings
-from subnet.home_lock import HomeBusy, HomeLock
-from subnet.observability import configure_logging, start_observability
-from subnet.registry_policy import CachingResolver
+from subnet.registry.policy import CachingResolver
+from subnet.state.home_lock import HomeBusy, HomeLock
+from subnet.validator.observability import configure_logging, start_observability
 from subnet.runtime.factory import RuntimeUnavailable, make_runtime
-from subnet.state import legacy_state_path, open_subnet_store, subnet_state_path
-from subnet.state_db import StateError, check_integrity, describe
-from subnet.store import Store
-from subnet.text import one_line, os_error
+from subnet.state.files import legacy_state_path, open_subnet_store, subnet_state_path
+from subnet.state.db import StateError, check_integrity, describe
+from subnet.state.store import Store
+from subnet.util.text import one_line, os_error
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import RoundFailed, ValidatorLoop
 from subnet.validator.report import RoundReport

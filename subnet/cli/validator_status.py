@@ -17,9 +17,10 @@ from rich.table import Table
 
 from subnet.cli.validator import validator_app
 from subnet.config import NETUID_MAX, Settings
-from subnet.observability import leaderboard, ledger_spend
-from subnet.state import StoreFile, find_subnet_stores
-from subnet.store import Store
+from subnet.validator.observability import leaderboard, ledger_spend
+from subnet.state.files import StoreFile, find_subnet_stores
+from subnet.state.store import Store
+from subnet.state.identity import validator_identity
 
 
 def short_ref(ref: str, width: int = 28) -> str:
@@ -92,7 +93,7 @@ def collect_status(chosen: StoreFile, settings: Settings, rounds: int = 5) -> di
         "leaderboard": leaderboard(chosen.path),
         "recent_rounds": recent,
         "cache": cache,
-        "spend_usd": round(ledger_spend(settings.ledger_path, settings.identity), 6),
+        "spend_usd": round(ledger_spend(settings.ledger_path, validator_identity(settings.home)), 6),
         "last_weights": None if last is None else {
             "round": last.round_id, "block": last.block, "status": last.status,
             "weights": {str(k): round(v, 6) for k, v in sorted(last.weights.items())},

@@ -205,21 +205,16 @@ class BasilicaGPUClient:
         return self._call("register the SSH key", self._sdk.register_ssh_key, name, public_key).id
 
     def reclaim(self, owner: str | None = None) -> list[str]:
-        """Stop/delete everything the ledger says is live (optionally only `owner`'s): crash recovery."""
+        """Stop every rental the ledger says is live (optionally only `owner`'s): crash recovery.
+        Deployments are `DeploymentClient.reclaim`'s (it builds on this class, not the reverse)."""
         done = []
-        for entry in self._require_ledger().live():
+        for entry in self._require_ledger().live("rental"):
             if owner is not None and entry.owner != owner:
                 continue
-            if entry.kind == "deployment":
-                from subnet.compute.deployment_client import DeploymentClient  # it builds on this class
-
-                if not DeploymentClient(self).delete(entry.name):
-                    continue  # not yet proven gone: the row stays open
-            else:
-                try:
-                    self.stop(entry.remote_id or entry.name)
-                except NotFound:
-                    pass  # stop() already closed the row
+            try:
+                self.stop(entry.remote_id or entry.name)
+            except NotFound:
+                pass  # stop() already closed the row
             done.append(entry.name)
         return done
 

@@ -29,7 +29,7 @@ from subnet.compute.deployments import (
 )
 from subnet.compute.errors import BasilicaError, NotFound, RateLimited, Unavailable
 from subnet.compute.ledger import LedgerEntry
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from subnet.envdir import InvalidEnv, validate_env_dir
+from subnet.protocol.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import SERVE_PY, SERVER_REQUIREMENTS, wrapper_dockerfile
 from subnet.runtime.images import InvalidTag, local_reference, parse_tag
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 __all__ = ["BuiltImage", "BuildFailed", "DockerUnavailable", "InvalidEnv", "InvalidTag", "build_env_image"]
 
@@ -72,7 +72,7 @@ def build_env_image(
     """Validate `env_dir`, build it and the Actor wrapper, tag the result `tag`.
 
     `labels` go on the final image, inside the content its digest covers: `subnet miner build`
-    puts the miner's hotkey there (`subnet.registry_client.LABEL_HOTKEY`), which binds the
+    puts the miner's hotkey there (`subnet.registry.client.LABEL_HOTKEY`), which binds the
     digest to its author for every validator that reads it.
 
     `network_mode="host"` lets `pip install` in the env's Dockerfile reach PyPI where the default

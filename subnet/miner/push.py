@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from subnet.commitment import InvalidCommitment, parse_image_ref
+from subnet.protocol.commitment import InvalidCommitment, parse_image_ref
 from subnet.miner.build import docker_client
 from subnet.runtime.images import LOCAL_REGISTRY, InvalidTag, parse_tag
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 Log = Callable[[str], None]
 

@@ -16,7 +16,7 @@ import httpx
 
 from subnet.protocol import FaultKind, MinerFault
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
-from subnet.text import exception_chain, one_line
+from subnet.util.text import exception_chain, one_line
 
 _FUNCTION_BASED = "function_based"
 

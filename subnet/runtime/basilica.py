@@ -45,7 +45,8 @@ from subnet.protocol import ACTOR_PORT, InfraFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_watch import DeploymentWatch, blocking, judge
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
-from subnet.text import one_line
+from subnet.util.text import one_line
+from subnet.state.identity import validator_identity
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class BasilicaRuntime:
         number of miners: under the 60/min per client of Basilica's public rate limiter."""
         self.client = client
         self.settings = settings
-        self.identity = settings.identity
+        self.identity = validator_identity(settings.home)
         self.watch = DeploymentWatch(client, poll_s=poll_s)
         self._offering: Offering | None = None
         self._offering_at = 0.0

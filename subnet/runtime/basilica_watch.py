@@ -27,7 +27,7 @@ from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import DeploymentInfo
 from subnet.compute.errors import BasilicaError, RateLimited
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

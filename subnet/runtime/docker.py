@@ -10,7 +10,7 @@ every runtime). On exit, however it exits, the container and the network are rem
 
 Every container and network carries labels (`subnet.role=miner-actor`, `subnet.owner` = this
 validator's identity from its state directory, `subnet.run`, `subnet.slot`). `reap_stale()`
-removes only leftovers of this identity whose run's liveness lease (`subnet.lease`) has gone
+removes only leftovers of this identity whose run's liveness lease (`subnet.state.lease`) has gone
 stale: never another validator's, never by host name or PID.
 Blocking Docker and affinetes calls run on a dedicated thread pool; the event loop stays free.
 A validator running in a container with the host's docker.sock joins each Actor's network.
@@ -30,12 +30,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
-from subnet.commitment import ImageRef, InvalidCommitment, parse_image_ref
+from subnet.protocol.commitment import ImageRef, InvalidCommitment, parse_image_ref
 from subnet.config import Settings
-from subnet.lease import Lease, drop_stale_leases, read_lease
+from subnet.state.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
-from subnet.text import one_line
+from subnet.util.text import one_line
 from subnet.runtime.docker_launch import LaunchSpec, launch
 from subnet.runtime.docker_net import (
     GuardUnavailable,
@@ -47,6 +47,7 @@ from subnet.runtime.docker_net import (
 )
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
+from subnet.state.identity import validator_identity
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class DockerRuntime:
         self.allow_local = allow_local
         self._client = client
         self._reaped = False
-        self.identity = self.settings.identity
+        self.identity = validator_identity(self.settings.home)
         self.lease = Lease(self.settings.home, self.run_id)
         self._self_container: Any = None  # set when the validator runs in a container (DooD)
         self._looked_for_self = False

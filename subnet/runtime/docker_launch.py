@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import httpx
 
 from subnet.protocol import ACTOR_PORT, FaultKind, InfraFault, MinerFault
-from subnet.text import exception_chain, one_line
+from subnet.util.text import exception_chain, one_line
 from subnet.runtime.docker_settings import DockerSettings
 
 _scope = threading.local()

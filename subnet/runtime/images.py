@@ -1,7 +1,7 @@
 """Image references for Docker mode, including the convention for images that were never pushed.
 
 Registry images are committed as `registry/repository[:tag]@sha256:<manifest digest>` (the
-commitment grammar of `subnet.commitment`). A locally built image that was never pushed has no
+commitment grammar of `subnet.protocol.commitment`). A locally built image that was never pushed has no
 manifest digest, only its local content digest (the image id, `sha256:` of its config). Dry runs
 reference such images as
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from subnet.commitment import InvalidCommitment, ImageRef, parse_image_ref
-from subnet.text import one_line
+from subnet.protocol.commitment import InvalidCommitment, ImageRef, parse_image_ref
+from subnet.util.text import one_line
 
 LOCAL_REGISTRY = "local.invalid"
 _ZERO_DIGEST = "sha256:" + "0" * 64

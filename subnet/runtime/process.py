@@ -22,11 +22,11 @@ from typing import AsyncIterator, Sequence
 
 import httpx
 
-from subnet.envdir import InvalidEnv, validate_env_dir
+from subnet.protocol.envdir import InvalidEnv, validate_env_dir
 from subnet.protocol import FaultKind, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.env_loader import FAILURE_PREFIX
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 # Variables a Python process needs to run; everything else of the validator's stays behind.
 _BASE_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")

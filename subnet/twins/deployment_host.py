@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from subnet.protocol import InfraFault, MinerFault, Submission
-from subnet.text import one_line
+from subnet.util.text import one_line
 
 Resolve = Callable[[str], str]  # a deployment's image → what the runtime starts (env dir or image ref)
 

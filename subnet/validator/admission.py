@@ -2,7 +2,7 @@
 
 For every well-formed commitment whose registry passes the policy, the image's manifest and
 config are read from the registry the miner named (never pulled, never run) and verified against
-the committed digest (`subnet.registry_client`): the hotkey label settles ownership, and a
+the committed digest (`subnet.registry.client`): the hotkey label settles ownership, and a
 registry that does not have the digest, or serves content that does not verify, is the committing
 miner's fault. Every distinct reference is read on its own, so a thief who commits an honest
 digest on a registry of their own can fault only their own commitment, never the author's.
@@ -27,14 +27,14 @@ from typing import Iterable, Mapping
 
 from subnet.chain.base import RawCommitment
 from subnet.chain.commitments import classify
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry_client import ImageFacts, ProvenFault, RegistryClient
-from subnet.registry_fetch import HopPolicy
-from subnet.registry_policy import is_loopback_registry
+from subnet.registry.client import ImageFacts, ProvenFault, RegistryClient
+from subnet.registry.fetch import HopPolicy
+from subnet.registry.policy import is_loopback_registry
 from subnet.runtime.images import is_local
-from subnet.store import Store
-from subnet.text import one_line
+from subnet.state.store import Store
+from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from subnet.protocol import Submission
-from subnet.store import Evaluation
+from subnet.state.store import Evaluation
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The long-running validator: a round every `interval` seconds until stopped.
 
 Chain trouble (a dropped websocket, a node that does not answer) and state-file trouble (locked,
-full, damaged: `subnet.state_db`) end a round early with one line in the log and a backoff; they
+full, damaged: `subnet.state.db`) end a round early with one line in the log and a backoff; they
 never end the validator, and results already gathered are kept (`subnet.validator.results`).
 Anything else that escapes a round is a validator bug: its traceback is logged (once per place it
 was raised), the round is marked abandoned, and the next round runs after the same backoff.
@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from subnet.chain.base import Chain, ChainError
-from subnet.chain.first_seen import FirstSeen
+from subnet.state.first_seen import FirstSeen
 from subnet.challenges.matrix_chain import MatrixChain
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.config import Settings
-from subnet.registry_policy import CachingResolver, RegistryRefused, Resolver, check_registry
+from subnet.registry.policy import CachingResolver, RegistryRefused, Resolver, check_registry
 from subnet.validator.admission import Admission, ImageInspector, candidate_refs
 from subnet.runtime.images import is_local
-from subnet.state_db import StateError, describe, retrying
-from subnet.text import one_line
-from subnet.store import Store
+from subnet.state.db import StateError, describe, retrying
+from subnet.util.text import one_line
+from subnet.state.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.service import Unresolvable, Validator, plan_round, round_seed
 
@@ -69,7 +69,7 @@ def image_resolver(allow_local: bool, allowed_registries: Sequence[str] = (),
                    resolve_host: Resolver | None = None) -> Callable[[ImageRef], str]:
     """What the Docker and Basilica runtimes start: the reference itself, pinned by digest.
 
-    On a real network the registry must pass `subnet.registry_policy` (no loopback, private or
+    On a real network the registry must pass `subnet.registry.policy` (no loopback, private or
     link-local registries unless allowlisted); the devchain (`allow_local`) runs local references."""
 
     def resolve(ref: ImageRef) -> str:

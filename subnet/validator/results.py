@@ -4,7 +4,7 @@ Each round's results go in one transaction (`Store.finish_round`). When that wri
 file is locked past the retries, the disk is full, a page is damaged) the results stay in memory
 and are written first thing next round, in round order; the smoothed scores likewise: until they
 are stored, the in-memory ones are the base for the next round's smoothing, so no update is lost.
-Every failure is one log line naming the file (`subnet.state_db`).
+Every failure is one log line naming the file (`subnet.state.db`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from subnet.state_db import StateError, retrying
-from subnet.store import Store, TaskRecord
+from subnet.state.db import StateError, retrying
+from subnet.state.store import Store, TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 from subnet.challenges.base import Challenge, Claim, Task, Verdict
 from subnet.protocol import EVALUATE_METHOD, FaultKind, InfraFault, MinerFault, Submission
-from subnet.text import one_line
+from subnet.util.text import one_line
 from subnet.runtime.base import ActorSession, Runtime
 
 log = logging.getLogger(__name__)

@@ -14,17 +14,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from subnet import scoring
+from subnet.validator import scoring
 from subnet.chain.base import Chain, ChainError, Neuron, RawCommitment, WeightsRateLimited, WeightsReceipt
 from subnet.chain.commitments import Copy, Rejection, scan_commitments
-from subnet.chain.first_seen import FirstSeen
+from subnet.state.first_seen import FirstSeen
 from subnet.chain.preflight import check_ready
 from subnet.challenges.base import Challenge, Task
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.config import Settings
 from subnet.protocol import FaultKind, MinerFault, Submission
-from subnet.text import one_line
-from subnet.store import Evaluation, Store, TaskRecord
+from subnet.util.text import one_line
+from subnet.state.store import Evaluation, Store, TaskRecord
 from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.report import MinerReport, RoundReport
 from subnet.validator.results import ResultWriter

@@ -17,7 +17,7 @@ import logging
 import signal
 from typing import Callable
 
-from subnet.state_db import StateError
+from subnet.state.db import StateError
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
 

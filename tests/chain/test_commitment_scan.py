@@ -10,7 +10,7 @@ from subnet.chain import commitments as cm
 from subnet.chain.base import RawCommitment
 from subnet.chain.bittensor_chain import raw_field_bytes
 from subnet.chain.commitments import scan_commitments
-from subnet.chain.first_seen import FirstSeenStore, MemoryFirstSeen, Owner
+from subnet.state.first_seen import FirstSeenStore, MemoryFirstSeen, Owner
 from subnet.config import Settings
 
 from .conftest import DIGEST_A, DIGEST_B, NETUID

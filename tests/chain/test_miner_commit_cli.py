@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from subnet.chain.base import RawCommitment
 from subnet.chain.commitments import scan_commitments
 from subnet.chain.devchain import DevChain
-from subnet.chain.first_seen import FirstSeenStore
+from subnet.state.first_seen import FirstSeenStore
 from subnet.cli import miner_chain  # noqa: F401  (registers `commit` on the miner group)
 from subnet.cli.miner_group import miner_app
 
@@ -157,7 +157,7 @@ def _registry(monkeypatch, status: int = 200, label: str | None = None) -> str:
 
     from registry_images import image, serve
     from subnet.cli import miner_chain as module
-    from subnet.registry_client import RegistryClient
+    from subnet.registry.client import RegistryClient
 
     served = image(label)
     documents = serve(served.documents())

@@ -10,13 +10,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.cli import _register, app
 from subnet.cli.validator_status import leaderboard_table, short_ref
 from subnet.config import Settings
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.state import open_subnet_store
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.files import open_subnet_store
 from subnet.validator.service import Validator, plan_round
 
 REPO = Path(__file__).resolve().parents[2]

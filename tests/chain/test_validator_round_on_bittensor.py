@@ -4,10 +4,10 @@ Chain calls run in worker threads, as in the long-running validator."""
 
 from __future__ import annotations
 
-from subnet import aio
+from subnet.util import aio
 from subnet.config import Settings
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Store
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 from .conftest import NETUID

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import NotReady
 from subnet.chain.preflight import check_ready
 from subnet.config import Settings, package_version_key
-from subnet.runtime.standin import EchoChallenge, StandInRuntime
-from subnet.store import Store
+from subnet.twins.standin import EchoChallenge, StandInRuntime
+from subnet.state.store import Store
 from subnet.validator.service import Validator, plan_round
 
 from .conftest import NETUID

@@ -121,9 +121,11 @@ def test_reclaim_stops_and_deletes_what_the_ledger_owns(twin, client, ledger):
     rental = client.rent("v100-od").rental
     deployments.create(DeploymentSpec(name="mine", image="img", gpu_models=["V100"]), owner="validator", hourly_rate=None)
     theirs = deployments.create(DeploymentSpec(name="theirs", image="img", gpu_models=["V100"]), owner="other", hourly_rate=None)
-    assert sorted(client.reclaim(owner="validator")) == ["mine"]
+    assert deployments.reclaim(owners={"validator"}, prefix="sn-none-") == ["mine"]
     assert sorted(twin.deployments) == [theirs.info.id]
-    assert sorted(client.reclaim()) == sorted([ledger.find(rental.rental_id).name, "theirs"])
+    assert client.reclaim(owner="validator") == []  # the rental is the CLI's ("cli"), not the validator's
+    assert client.reclaim() == [ledger.find(rental.rental_id).name]
+    assert deployments.reclaim(owners={"other"}, prefix="sn-none-") == ["theirs"]
     assert twin.rentals[rental.rental_id]["status"] == "stopped" and ledger.live() == []
 
 

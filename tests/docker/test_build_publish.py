@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from subnet.chain.devchain import DevChain
 from subnet.cli import _register, app
-from subnet.commitment import parse_image_ref
+from subnet.protocol.commitment import parse_image_ref
 from subnet.miner.build import BuildFailed, build_env_image
-from subnet.envdir import InvalidEnv, validate_env_dir
+from subnet.protocol.envdir import InvalidEnv, validate_env_dir
 from subnet.miner.wrapper import ACTOR_UID
-from subnet.registry_client import LABEL_HOTKEY
+from subnet.registry.client import LABEL_HOTKEY
 from docker_support import IMAGES, run, sub
 
 HOSTILE = IMAGES / "hostile"

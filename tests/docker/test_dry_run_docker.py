@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from subnet.identity import validator_identity
+from subnet.state.identity import validator_identity
 from docker_support import owned_by
 from envs_factory import make_broken_env, make_env
 from test_dry_run import BROKEN, FAULTY, by_env, run_dry_run

@@ -167,7 +167,7 @@ def test_reap_stale_removes_only_this_validators_dead_runs(docker_client, make_r
     import json
     import os
 
-    from subnet.lease import Lease, lease_dir
+    from subnet.state.lease import Lease, lease_dir
     from subnet.runtime.docker import OWNER_LABEL
 
     runtime = make_runtime(home=tmp_path / "me")
@@ -229,9 +229,9 @@ def test_every_round_starts_by_reaping_this_validators_orphans(docker_client, ma
     """Not once per process: an orphan that appears while the validator runs (e.g. left by a
     dry run of the same state directory that was killed) is gone by the next round."""
     from subnet.chain.devchain import DevChain
-    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.state.first_seen import FirstSeenStore
     from subnet.runtime.docker import OWNER_LABEL
-    from subnet.store import Store
+    from subnet.state.store import Store
     from subnet.validator.loop import ValidatorLoop
 
     runtime = make_runtime(home=tmp_path)

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.chain.base import RawCommitment
 from subnet.chain.commitments import scan_commitments
-from subnet.commitment import parse_image_ref
+from subnet.protocol.commitment import parse_image_ref
 from subnet.miner.build import build_env_image
 from subnet.miner.push import push_image
 from subnet.protocol import FaultKind, MinerFault
-from subnet.registry_client import LABEL_HOTKEY, RegistryClient
+from subnet.registry.client import LABEL_HOTKEY, RegistryClient
 
 from docker_support import IMAGES
 from test_build_publish import local_registry  # noqa: F401  (fixture)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from subnet import aio
+from subnet.util import aio
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.runtime import docker as docker_module
 from subnet.runtime.image_pull import STALL_MIN_BYTES, Progress, PullTimedOut
@@ -125,7 +125,7 @@ def test_progress_rule_is_bytes_per_window():
 
 def test_a_registry_at_full_speed_pulls_by_digest(docker_client):
     """The deadline-aware pull still pulls: the same loopback registry, sending the layer at once."""
-    from subnet.commitment import parse_image_ref
+    from subnet.protocol.commitment import parse_image_ref
 
     with TrickleRegistry(byte_every_s=0, chunk=1 << 30) as registry:
         ref = parse_image_ref(registry.reference)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from subnet.identity import validator_identity
+from subnet.state.identity import validator_identity
 from docker_support import owned_by
 
 pytestmark = pytest.mark.docker

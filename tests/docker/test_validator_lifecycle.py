@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from subnet.chain.devchain import DevChain
-from subnet.identity import validator_identity
+from subnet.state.identity import validator_identity
 from docker_support import owned_by
 
 pytestmark = pytest.mark.docker
@@ -201,20 +201,24 @@ def test_a_second_validator_on_the_daemon_leaves_the_first_ones_actors_alone(
     home_a, home_b = tmp_path / "a", tmp_path / "b"
     identity_a = prepare(home_a, slow_honest_ref)
     identity_b = prepare(home_b, reference_image.reference)
-    first = start(home_a, once=True)
+    # A's round lasts long enough (16 calls of 1.5 s, one at a time) that B's whole run, start-up
+    # reaping included, fits inside it even on a loaded machine.
+    tasks_a = 16
+    first = start(home_a, once=True, SUBNET_TASKS=str(tasks_a))
     wait_for("validator A's first call", lambda: calls_begun(docker_client, identity_a), first)
     actor_a = running_actor(docker_client, identity_a)
     # Validator B starts while A's round runs, under another host name (as in a container).
     second = start(home_b, once=True, prefix=("unshare", "--uts", "sh", "-c", 'hostname validator-b && exec "$@"', "sh"))
     code_b, out_b, err_b = finish(second)
     assert code_b == 0, err_b[-2000:]
+    assert first.poll() is None, "A's round ended before B's: this test's premise failed (machine too slow?)"
     actor_a.reload()
     assert actor_a.status == "running", err_b[-2000:]  # B's start-up reaping did not touch it
     code_a, out_a, err_a = finish(first)
     assert code_a == 0, err_a[-2000:]
     [report_a], [report_b] = reports(out_a), reports(out_b)
     miner_a = report_a["miners"][0]
-    assert miner_a["verified"] == TASKS and miner_a["faults"] == {}, miner_a  # not charged
+    assert miner_a["verified"] == tasks_a and miner_a["faults"] == {}, miner_a  # not charged
     # B ran a round of its own (how its miner fared is not this test's point: until every
     # validator on a shared daemon labels by identity, an older one may reap B's Actor).
     assert [m["hotkey"] for m in report_b["miners"]] == ["miner/default"]

@@ -19,8 +19,8 @@ from typing import Any, Sequence
 from subnet.chain.devchain import DevChain
 from subnet.challenges.matrix_chain import MatrixChain
 from subnet.config import Settings
-from subnet.envdir import content_digest
-from subnet.store import Store
+from subnet.protocol.envdir import content_digest
+from subnet.state.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.round import ProgressFn
 from subnet.validator.service import Validator, plan_round

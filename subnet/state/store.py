@@ -1,9 +1,9 @@
 """The validator's SQLite state for one subnet: rounds, per-task results by image digest, the
 evaluation cache, smoothed scores, weights sent, and one summary per round.
 
-One file per (network, netuid) — see `subnet.state` for where it lives and how an old single
+One file per (network, netuid) — see `subnet.state.files` for where it lives and how an old single
 `state.sqlite` is migrated — so a digest seen on one subnet never decides anything on another.
-The first-seen table (`subnet.chain.first_seen`) shares the file with its own connection; SQLite's
+The first-seen table (`subnet.state.first_seen`) shares the file with its own connection; SQLite's
 WAL mode lets them share it. The Basilica spend ledger is NOT here: money is per state directory.
 """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from subnet.store import connect
+from subnet.state.store import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS first_seen (

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, AsyncContextManager, Sequence
 
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.ledger import Ledger

@@ -22,7 +22,8 @@ from typing import Any, AsyncIterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from subnet.store import Store
+from subnet.state.store import Store
+from subnet.state.identity import validator_identity
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ def start_observability(settings, store: Store) -> Observability:
     metrics = Metrics()
     server = None
     if settings.metrics_port:
-        owner = settings.identity
+        owner = validator_identity(settings.home)
         server = MetricsServer(metrics, store.path, settings.metrics_host, settings.metrics_port,
                                spend=lambda: ledger_spend(settings.ledger_path, owner))
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)

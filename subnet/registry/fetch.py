@@ -24,7 +24,7 @@ from typing import Sequence
 
 import httpx
 
-from subnet.registry_policy import RegistryRefused, Resolver, check_registry, is_loopback_registry
+from subnet.registry.policy import RegistryRefused, Resolver, check_registry, is_loopback_registry
 
 MAX_REDIRECTS = 5
 MAX_JSON_DEPTH = 32

@@ -7,7 +7,7 @@ miner's fault: they committed a local image id, or deleted the image) apart from
 is down" (infrastructure). Anonymous pulls only: a 401 with a Bearer challenge is answered with
 an anonymous token, as `docker pull` does for public images.
 
-The registry is the committing miner's choice, so every read is bounded (`subnet.registry_fetch`:
+The registry is the committing miner's choice, so every read is bounded (`subnet.registry.fetch`:
 one deadline per request, bodies cut at `MAX_DOCUMENT_BYTES`, redirects and token realms checked
 against the registry policy, JSON depth checked before parsing) and every document is verified:
 the manifest's sha256 must be the committed digest (an index's chosen entry: its own digest), the
@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from subnet.commitment import ImageRef
+from subnet.protocol.commitment import ImageRef
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry_fetch import (
+from subnet.registry.fetch import (
     MAX_JSON_DEPTH,
     HopPolicy,
     HopRefused,
@@ -39,8 +39,8 @@ from subnet.registry_fetch import (
     exchange,
     json_depth,
 )
-from subnet.registry_policy import is_loopback_registry
-from subnet.text import one_line
+from subnet.registry.policy import is_loopback_registry
+from subnet.util.text import one_line
 
 LABEL_HOTKEY = "io.subnet.miner.hotkey"
 MAX_DOCUMENT_BYTES = 4 << 20  # the reference registry's own limit for a manifest

@@ -21,7 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from subnet.store import SUBNET_TABLES, Store, connect
+from subnet.state.store import SUBNET_TABLES, Store, connect
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _modified(path: Path) -> float:
 
 
 def _ensure_first_seen(path: Path) -> None:
-    from subnet.chain.first_seen import FirstSeenStore
+    from subnet.state.first_seen import FirstSeenStore
 
     FirstSeenStore(path).close()
 
