@@ -16,9 +16,8 @@ from subnet.twins.standin import StandInRuntime
 
 @pytest.fixture(autouse=True)
 def open_log_streams():
-    """`validator run` points the root logger at the stderr of its moment; under CliRunner that stream
-    is closed after each invocation, and a late record (asyncio's, from an earlier test) would then
-    print "Logging error" into this test's output. Drop such handlers, and restore the logger after."""
+    """Another test's `validator run` may have left the root logger on a stream CliRunner closed; a
+    late record (asyncio's) would print "Logging error" into this test's output: drop such handlers."""
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers[:] = [h for h in saved if not getattr(getattr(h, "stream", None), "closed", False)]
@@ -37,7 +36,12 @@ def home(tmp_path, monkeypatch):
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        root.handlers[:] = saved  # `validator run` points logging at a stream CliRunner then closes
 
 
 def one_error_line(result, code: int, tracebacks: int = 0) -> str:
