@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(1 << 20, ge=1024, description="Largest answer accepted")
     breaker_faults: int = Field(2, ge=1, description="Consecutive timeouts/crashes before a miner's remaining tasks are failed")
     forward_env: list[str] = Field(default_factory=list, description="Env var names forwarded to miner Actors (allowlist)")
+    local_gpu_price: float | None = Field(None, gt=0, description="$/h of one local GPU in Docker mode (default: the GPU policy's typical price)")
 
     # Basilica budget guard: a round that would break one is skipped whole (docs/operator.md)
     max_deployments: int | None = Field(None, ge=1, description="Deployments alive at once (a round starts one per image)")
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     ema_alpha: float = Field(0.3, gt=0, le=1)
     power: float = Field(1.0, gt=0)
     burn_share: float = Field(0.0, ge=0, le=1)
-    burn_uid: int = 0
+    burn_uid: int | None = Field(None, ge=0, description="Uid that burned weight goes to (default: the subnet owner's uid, read from the chain)")
     version_key: int = Field(default_factory=package_version_key, description="Weights version key (default: from the package version)")
 
     # the validator as a service

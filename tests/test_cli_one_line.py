@@ -31,6 +31,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("SUBNET_NETUID", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setattr("subnet.cli.validator.make_runtime", lambda *a, **k: StandInRuntime(0.001))
+    monkeypatch.setattr("subnet.cli.validator.fit_refusal", lambda *a, **k: "")  # a Docker host's check
     _register()
     return tmp_path / "home"
 

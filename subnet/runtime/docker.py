@@ -35,8 +35,9 @@ from subnet.config import Settings
 from subnet.state.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.util.progress import step
 from subnet.util.text import one_line
-from subnet.runtime.docker_launch import LaunchSpec, launch
+from subnet.runtime.docker_launch import LaunchSpec, cpu_thread_environment, launch
 from subnet.runtime.docker_net import (
     GuardUnavailable,
     create_network,
@@ -45,6 +46,7 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
+from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
 from subnet.state.identity import validator_identity
@@ -70,6 +72,9 @@ class Reaped:
 
 class DockerSession:
     """An `ActorSession` over one container; names OOM kills and exits when a call fails."""
+
+    gpu_type: str | None = None  # set when the Actor has a GPU: its type and price, for scoring
+    hourly_price: float | None = None
 
     def __init__(self, inner: AffinetesSession, container: Any, memory: str) -> None:
         self._inner = inner
@@ -99,7 +104,7 @@ class DockerSession:
         except Exception:  # noqa: BLE001 - keep the original fault
             return fault
         if state.get("OOMKilled"):
-            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit")
+            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit (SUBNET_DOCKER_MEMORY)")
         if state.get("Status") != "running":
             return MinerFault(FaultKind.UNREACHABLE, f"the Actor container exited with code {state.get('ExitCode')}")
         return fault
@@ -132,6 +137,9 @@ class DockerRuntime:
         self._looked_for_self = False
         self._pulls: dict[str, Future] = {}  # pinned reference → its pull in flight
         self._pulls_lock = threading.Lock()
+        self._pool: GpuPool | None = None
+        self._gpus_found = False
+        self._gpu_lock = threading.Lock()
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -165,6 +173,8 @@ class DockerRuntime:
             await _blocking(self.reap_stale)
         image_id = await _blocking(self._resolve, client, submission.source)
         await _blocking(self._guard)
+        gpus = await _blocking(self.gpu_pool)
+        gpu = await gpus.acquire() if gpus else None  # held while the Actor lives
         slot = new_slot()
         base = f"subnet-actor-{self.run_id[:8]}-{slot}"
         spec = LaunchSpec(
@@ -172,8 +182,9 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env=self.settings.forwarded_environment(),
+            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits)},
             start_timeout=self.settings.start_timeout,
+            device_requests=(device_request(gpu),) if gpu else (),
         )
         env = None
         abort = threading.Event()
@@ -181,7 +192,10 @@ class DockerRuntime:
         try:
             env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
-            yield DockerSession(inner, env._backend._container, self.limits.memory)
+            session = DockerSession(inner, env._backend._container, self.limits.memory)
+            if gpu is not None:  # priced like a Basilica box: the GPU it ran on, at the policy's price
+                session.gpu_type, session.hourly_price = gpu.gpu_type, gpu.hourly_price
+            yield session
         finally:
             if env is None:
                 # Cancelled mid-start: stop the health wait and let the start thread finish, so
@@ -193,6 +207,35 @@ class DockerRuntime:
                 await _release(env)
             # Shielded: even a cancelled round finishes removing what it created.
             await asyncio.shield(_blocking(self._remove_slot, client, slot))
+            if gpu is not None:
+                gpus.release(gpu)
+
+    # -- GPUs ----------------------------------------------------------------------------------
+    def gpu_pool(self) -> GpuPool | None:
+        """This host's GPUs for Actors (found once; None without any). Blocking. Raises InfraFault
+        with one line when GPU settings cannot be honoured (see `docker_gpus.discover`)."""
+        with self._gpu_lock:  # Actors open concurrently: one discovery, one pool
+            return self._find_gpus()
+
+    def _find_gpus(self) -> GpuPool | None:
+        if not self._gpus_found:
+            client = self._connect()
+            try:
+                gpus = discover(client.info(), self.limits.gpus, self.limits.gpu_type, self.settings.local_gpu_price)
+            except GpuUnavailable as exc:
+                raise InfraFault(str(exc)) from None
+            self._pool = GpuPool(gpus, self.limits.actors_per_gpu) if gpus else None
+            self._gpus_found = True
+            if gpus:
+                log.info("Actors get a GPU each: %s", ", ".join(f"{g.device_id} {g.gpu_type} ${g.hourly_price:g}/h"
+                                                                 for g in gpus))
+        return self._pool
+
+    @property
+    def dedicated_hardware(self) -> bool:
+        """With GPUs each Actor holds its own GPU while it runs and starts its tasks when ready
+        (Actors waiting for a GPU could never all be up at once)."""
+        return self._pool is not None
 
     # -- housekeeping ------------------------------------------------------------------------
     def reap_stale(self) -> Reaped:
@@ -300,13 +343,13 @@ class DockerRuntime:
             job = self._pulls.get(ref.pinned)
             if job is None:
                 job = self._pulls[ref.pinned] = Future()
-                threading.Thread(target=self._pull, args=(client, ref, job), daemon=True,
+                threading.Thread(target=self._pull_into, args=(job, client, ref), daemon=True,
                                  name=f"subnet-pull-{ref.digest[7:19]}").start()
             return job
 
-    def _pull(self, client: Any, ref: ImageRef, job: Future) -> None:
+    def _pull_into(self, job: Future, client: Any, ref: ImageRef) -> None:
         try:
-            job.set_result(pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout).id)
+            job.set_result(self._pull(client, ref).id)
         except PullFailed as exc:
             job.set_exception(InfraFault(str(exc)))
         except Exception as exc:  # noqa: BLE001 - registry/daemon errors of every kind are infra
@@ -314,6 +357,18 @@ class DockerRuntime:
         finally:
             with self._pulls_lock:
                 self._pulls.pop(ref.pinned, None)
+
+    def _pull(self, client: Any, ref: Any) -> Any:
+        who, started = f"pull {ref.repository}@{ref.digest[7:19]}", time.monotonic()
+        step(who, "pulling")
+        try:
+            image = pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout,
+                         lambda done: step(who, f"pulling: {done / 2**20:.0f} MiB so far"))
+        except PullFailed:
+            step(who, f"failed after {time.monotonic() - started:.0f}s", done=True)
+            raise
+        step(who, f"pulled in {time.monotonic() - started:.0f}s", done=True)
+        return image
 
     def _guard(self) -> None:
         try:
