@@ -26,9 +26,10 @@ def build_args(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = build_args(sys.argv[1:] if argv is None else argv)
     from subnet.cli import miner_chain  # noqa: F401  (registers `commit`)
+    from subnet.cli import run
     from subnet.cli.miner_group import miner_app
 
-    miner_app(args=args, prog_name="subnet miner")
+    run(miner_app, args, "subnet miner")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,9 @@ def build_args(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = build_args(sys.argv[1:] if argv is None else argv)
     # Imported late: the validator's command tree pulls in the runtime and the chain SDK.
-    from subnet.cli import _register, app
+    from subnet.cli import main as subnet_main
 
-    _register()
-    app(args=args, prog_name="subnet")
+    subnet_main(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+NETUID_MAX = 65535  # a subnet uid is a u16 on chain
+
+
 def default_home() -> Path:
     return Path.home() / ".subnet"
 
@@ -39,7 +42,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUBNET_", env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=default_home, description="State directory (store, devchain, logs)")
-    netuid: int = 1
+    netuid: int = Field(1, ge=0, le=NETUID_MAX, description="Subnet uid (a u16 on chain)")
     network: str = "devchain"
 
     # challenge (matrix-chain/2; sizes: docs/challenge.md "Sizes")
@@ -69,7 +72,15 @@ class Settings(BaseSettings):
     stop_grace: float = Field(30.0, gt=0, description="Seconds SIGTERM/SIGINT waits for the round's teardown before removing by label")
     state_busy_timeout: float = Field(30.0, gt=0, description="Seconds one state-file write waits on another process's lock (then retried with backoff)")
     pull_stall_timeout: float = Field(60.0, gt=0, description="An image pull that gains less than 256 KiB in this many seconds is abandoned")
-    pull_timeout: float = Field(900.0, gt=0, description="Longest one image pull may take, however it progresses")
+    pull_timeout: float = Field(300.0, gt=0, description="Longest one image pull may take, however it progresses")
+    pull_wait: float = Field(120.0, gt=0, description="Longest a round waits for image pulls before the Actors that are ready start their tasks")
+
+    # reading miners' registries before a round (manifest, config, owner label)
+    registry_timeout: float = Field(15.0, gt=0, description="Deadline for one registry request: connect, headers, body, redirects")
+    admission_timeout: float = Field(45.0, gt=0, description="Deadline for reading one image (every request it takes)")
+    admission_round_timeout: float = Field(120.0, gt=0, description="Deadline for the round's whole registry check")
+    admission_concurrency: int = Field(16, ge=1, description="Images read from registries at once")
+    admission_fault_memory: float = Field(24 * 3600.0, ge=0, description="Seconds a fault proven by an image's own content is remembered")
 
     # scoring
     accuracy_floor: float = Field(0.8, ge=0, le=1)
@@ -107,3 +118,14 @@ class Settings(BaseSettings):
     @property
     def devchain_path(self) -> Path:
         return self.home / "devchain.sqlite"
+
+
+def settings_problem(exc) -> str:
+    """A pydantic ValidationError of `Settings` as one line naming each variable and what is wrong."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        name = f"SUBNET_{field.upper()}" if field else "settings"
+        shown = repr(error.get("input"))
+        parts.append(f"{name}={shown if len(shown) <= 40 else shown[:39] + '…'}: {error['msg']}")
+    return "invalid settings: " + "; ".join(parts)

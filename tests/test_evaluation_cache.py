@@ -158,7 +158,7 @@ def test_an_image_missing_from_its_registry_is_the_miners_fault_and_is_not_cache
 
     world.commit("alice", 1)
     plan = plan_round(world.chain.commitments(NETUID), lambda ref: str(ref))
-    plan.faults[digest(1)] = MinerFault(FaultKind.IMAGE_MISSING, "manifest unknown")
+    plan.faults["alice"] = MinerFault(FaultKind.IMAGE_MISSING, "manifest unknown")
     validator = Validator(world.chain, world.runtime, world.challenge, world.settings, world.store)
     report = aio.run(validator.run_round(plan, b"seed"))
     (alice,) = report.miners

@@ -59,12 +59,17 @@ class ScrapingRuntime(StandInRuntime):
         return Wrapped()
 
 
-def test_metrics_parse_while_a_round_runs_and_the_leaderboard_follows_the_store(tmp_path):
+def one_miner(tmp_path) -> tuple[DevChain, Store]:
+    """A devchain where the validator `v` and the miner `alice` (one image) are registered, and a store."""
     chain = DevChain(tmp_path / "devchain.sqlite", hotkey="v")
     chain.register(1, "v", validator_permit=True)
     chain.register(1, "alice")
     chain.as_hotkey("alice").commit(1, f"ghcr.io/a/env@sha256:{1:064x}".encode())
-    store = Store(tmp_path / "subnet.sqlite")
+    return chain, Store(tmp_path / "subnet.sqlite")
+
+
+def test_metrics_parse_while_a_round_runs_and_the_leaderboard_follows_the_store(tmp_path):
+    chain, store = one_miner(tmp_path)
     metrics = Metrics()
     server = MetricsServer(metrics, store.path, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.port}"
@@ -125,3 +130,73 @@ def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
         ledger.begin("deployment", "theirs", owner="someone-else", hourly_rate=Decimal("0.16"))
         ledger.mark_stopped("theirs", total_cost=Decimal("9"))
     assert ledger_spend(path, "me") == 0.75
+
+
+def test_slowloris_clients_hold_neither_health_nor_the_round_nor_a_thread_each(tmp_path):
+    """100 connections that never finish their request head: /health still answers while they are
+    open, a round runs and is reported, no thread is spent per connection, and each one is dropped
+    once it has been silent for the request timeout."""
+    import socket
+    import threading
+
+    chain, store = one_miner(tmp_path)
+    metrics = Metrics()
+    server = MetricsServer(metrics, store.path, "127.0.0.1", 0, request_timeout=2.0)
+    url = f"http://127.0.0.1:{server.port}"
+    observer = Observability(metrics, server)
+    threads_before = threading.active_count()
+    slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(100)]
+    try:
+        for s in slow:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # ... and never the blank line
+        assert wait_for(lambda: server.open_connections == 100)
+        assert httpx.get(url + "/health", timeout=1).json()["last_round_at"] is None
+        validator = Validator(chain, observer.wrap(StandInRuntime(0.001)), EchoChallenge(),
+                              Settings(home=tmp_path, netuid=1, tasks=3), store, observer=observer)
+        report = aio.run(validator.run_round(plan_round(chain.commitments(1), lambda ref: str(ref)), b"s"))
+        assert report.miners[0].verified == 3
+        health = httpx.get(url + "/health", timeout=1).json()
+        assert health["last_round_at"] is not None and server.open_connections == 100  # all still held
+        assert threading.active_count() - threads_before < 5
+        assert wait_for(lambda: server.open_connections == 0, timeout_s=6)  # dropped after 2 s of silence
+        for s in slow:
+            s.settimeout(1)
+            assert s.recv(1) == b""  # closed by the server, nothing sent
+    finally:
+        for s in slow:
+            s.close()
+        observer.close()
+        store.close()
+
+
+def test_connections_past_the_limit_are_closed_on_arrival(tmp_path):
+    import socket
+
+    server = MetricsServer(Metrics(), tmp_path / "subnet.sqlite", "127.0.0.1", 0, request_timeout=5.0, max_connections=4)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+    try:
+        assert wait_for(lambda: server.open_connections == 4)
+        extra = socket.create_connection(("127.0.0.1", server.port))
+        extra.settimeout(2)
+        extra.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+        try:
+            assert extra.recv(64) == b""
+        except ConnectionResetError:
+            pass  # closed with a reset: also refused
+        for s in held:
+            s.close()
+        assert wait_for(lambda: server.open_connections == 0)
+        assert httpx.get(f"http://127.0.0.1:{server.port}/health", timeout=2).status_code == 200
+    finally:
+        server.close()
+
+
+def wait_for(predicate, timeout_s: float = 3.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()

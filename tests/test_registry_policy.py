@@ -3,8 +3,6 @@ fault split against an in-process httpx transport (no sockets at all)."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
@@ -12,7 +10,9 @@ from subnet.util import aio
 from subnet.chain.base import RawCommitment
 from subnet.protocol.commitment import parse_image_ref
 from subnet.protocol import FaultKind, InfraFault, MinerFault
-from subnet.registry.client import LABEL_HOTKEY, RegistryClient, registry_base
+from registry_images import image, serve
+from subnet.registry.client import RegistryClient, registry_base
+from subnet.registry.fetch import HopPolicy
 from subnet.registry.policy import CachingResolver, RegistryRefused, check_registry
 from subnet.validator.loop import image_resolver
 from subnet.validator.service import plan_round
@@ -93,13 +93,14 @@ def test_a_refused_commitment_is_reported_in_one_line_and_not_run():
 
 
 # -- the registry client: manifest unknown is the miner's fault, 5xx/timeouts are infra ------------
-CONFIG = {"config": {"Labels": {LABEL_HOTKEY: "5Author", "other": "x"}}}
-CONFIG_DIGEST = "sha256:" + "c" * 64
+AUTHOR = image("5Author", other="x")
+DIGEST_OK = AUTHOR.digest
 
 
 def registry_app(behaviour: str):
+    documents = serve(AUTHOR.documents())
+
     def handle(request: httpx.Request) -> httpx.Response:
-        path = request.url.path
         if behaviour == "timeout":
             raise httpx.ConnectTimeout("timed out", request=request)
         if behaviour == "5xx":
@@ -109,18 +110,18 @@ def registry_app(behaviour: str):
                 assert request.url.params["scope"] == "repository:acme/env:pull"
                 return httpx.Response(200, json={"token": "t0k"})
             return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="https://auth.example.com/token",service="reg"'})
-        if path == f"/v2/acme/env/manifests/{DIGEST}":
-            if behaviour == "missing":
-                return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
-            return httpx.Response(200, json={"schemaVersion": 2, "config": {"digest": CONFIG_DIGEST}})
-        if path == f"/v2/acme/env/blobs/{CONFIG_DIGEST}":
-            return httpx.Response(200, content=json.dumps(CONFIG).encode())
-        return httpx.Response(404)
+        if behaviour == "missing":
+            return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+        return documents(request)
 
-    return RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle)))
+    return RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle)), policy=HopPolicy(resolve=stub_auth))
 
 
-REF = parse_image_ref(f"registry.example.com/acme/env@{DIGEST}")
+def stub_auth(host: str) -> list[str]:
+    return {"auth.example.com": ["93.184.216.35"]}.get(host) or PUBLIC[host]
+
+
+REF = parse_image_ref(f"registry.example.com/acme/env@{DIGEST_OK}")
 
 
 @pytest.mark.parametrize("behaviour", ["ok", "token"])
@@ -133,7 +134,6 @@ def test_manifest_unknown_is_a_named_miner_fault():
     with pytest.raises(MinerFault) as fault:
         aio.run(registry_app("missing").facts(REF))
     assert fault.value.kind is FaultKind.IMAGE_MISSING and "manifest unknown" in fault.value.detail
-    assert aio.run(registry_app("missing").exists(REF)) is False
 
 
 @pytest.mark.parametrize("behaviour", ["5xx", "timeout"])
@@ -149,32 +149,29 @@ def test_plain_http_only_for_loopback_registries():
     assert registry_base("docker.io") == "https://registry-1.docker.io"
 
 
-def test_the_inspector_keeps_labels_once_known_and_never_keeps_failures(tmp_path):
+def test_the_inspector_keeps_verified_labels_once_known_and_never_keeps_failures(tmp_path):
     from subnet.state.store import Store
     from subnet.validator.admission import ImageInspector, candidate_refs
 
     calls = []
     missing = parse_image_ref(f"registry.example.com/acme/gone@sha256:{'f' * 64}")
+    documents = serve(AUTHOR.documents())
 
     def handle(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.path)
-        if "/acme/gone/" in request.url.path:
-            return httpx.Response(404)
-        if request.url.path.endswith(f"/manifests/{DIGEST}"):
-            return httpx.Response(200, json={"config": {"digest": CONFIG_DIGEST}})
-        return httpx.Response(200, json=CONFIG)
+        return documents(request)
 
     store = Store(tmp_path / "s.sqlite")
     inspector = ImageInspector(store, RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle))))
     raws = [RawCommitment("5Author", 1, 5, str(REF).encode()), RawCommitment("5Gone", 2, 6, str(missing).encode()),
             RawCommitment("5Local", 3, 7, f"local.invalid/x@sha256:{'1' * 64}".encode())]
     refs = candidate_refs(raws, lambda ref: str(ref))
-    assert set(refs) == {DIGEST, missing.digest}  # local references are never inspected
+    assert refs == {"5Author": REF, "5Gone": missing}  # local references are never inspected
     first = aio.run(inspector.admit(refs))
-    assert first.owners == {DIGEST: "5Author"}
-    assert first.faults[missing.digest].kind is FaultKind.IMAGE_MISSING
+    assert first.owners == {DIGEST_OK: "5Author"}
+    assert set(first.faults) == {"5Gone"} and first.faults["5Gone"].kind is FaultKind.IMAGE_MISSING
     asked = len(calls)
     second = aio.run(inspector.admit(refs))
-    assert second.owners == {DIGEST: "5Author"} and missing.digest in second.faults
+    assert second.owners == {DIGEST_OK: "5Author"} and set(second.faults) == {"5Gone"}
     assert len(calls) == asked + 1  # only the missing image is asked again
     store.close()

@@ -10,7 +10,8 @@ from subnet.util import aio
 from subnet.chain.devchain import DevChain
 from subnet.state.first_seen import FirstSeenStore
 from subnet.config import Settings
-from subnet.registry.client import LABEL_HOTKEY, RegistryClient
+from registry_images import image, serve
+from subnet.registry.client import RegistryClient
 from subnet.twins.standin import StandInRuntime
 from subnet.state.store import Store
 from subnet.validator import loop as loop_module
@@ -18,7 +19,7 @@ from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop
 
 ADDRESSES = {"ghcr.io": ["140.82.112.34"], "evil.example.com": ["10.9.9.9"]}
-CONFIG_DIGEST = "sha256:" + "c" * 64
+AUTHOR = image("author")
 
 
 def digest(n: int) -> str:
@@ -26,13 +27,9 @@ def digest(n: int) -> str:
 
 
 def registry(request: httpx.Request) -> httpx.Response:
-    path = request.url.path
-    if "/acme/gone/" in path:
+    if "/acme/gone/" in request.url.path:
         return httpx.Response(404)
-    if "/manifests/" in path:
-        return httpx.Response(200, json={"config": {"digest": CONFIG_DIGEST}})
-    owner = {"acme/author": "author", "acme/stolen": "author"}.get("/".join(path.split("/")[2:4]), "")
-    return httpx.Response(200, json={"config": {"Labels": {LABEL_HOTKEY: owner} if owner else {}}})
+    return serve(AUTHOR.documents())(request)  # acme/stolen: the author's image, re-pushed
 
 
 def test_policy_registry_and_label_act_before_any_actor_starts(tmp_path, monkeypatch):
@@ -40,8 +37,8 @@ def test_policy_registry_and_label_act_before_any_actor_starts(tmp_path, monkeyp
     chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
     chain.register(1, "validator", validator_permit=True)
     commits = {
-        "author": f"ghcr.io/acme/author@{digest(1)}",
-        "watcher": f"ghcr.io/acme/stolen@{digest(1)}",  # the author's image, re-pushed under another name
+        "author": f"ghcr.io/acme/author@{AUTHOR.digest}",
+        "watcher": f"ghcr.io/acme/stolen@{AUTHOR.digest}",  # the author's image, re-pushed under another name
         "gone": f"ghcr.io/acme/gone@{digest(2)}",
         "evil": f"evil.example.com/acme/x@{digest(3)}",
         "meta": f"169.254.169.254/acme/x@{digest(4)}",
@@ -65,5 +62,5 @@ def test_policy_registry_and_label_act_before_any_actor_starts(tmp_path, monkeyp
     assert set(refused) == {"evil", "meta"}
     assert refused["evil"]["kind"] == "registry-refused" and "10.9.9.9" in refused["evil"]["reason"]
     assert "link-local" in refused["meta"]["reason"]
-    assert store.image_labels([digest(1)]) == {digest(1): "author"}
+    assert store.image_labels([AUTHOR.digest]) == {AUTHOR.digest: "author"}
     store.close()

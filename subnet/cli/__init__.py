@@ -59,6 +59,19 @@ def _reflow_help(typer_app: typer.Typer) -> None:
         _reflow_help(group.typer_instance)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
     _register()
-    app()
+    run(app, args, "subnet")
+
+
+def run(command: typer.Typer, args: list[str] | None, prog_name: str) -> None:
+    """Run a command tree; settings that fail validation (e.g. SUBNET_NETUID=99999) are one line."""
+    from pydantic import ValidationError
+
+    from subnet.config import settings_problem
+
+    try:
+        command(args=args, prog_name=prog_name)
+    except ValidationError as exc:
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        raise SystemExit(2) from None

@@ -3,6 +3,7 @@ several rounds, each env's latency and score spread."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from subnet.dryrun.runtimes import choose_dry_run_mode, dry_run_runtime
 from subnet.protocol import InfraFault
 from subnet.runtime.factory import RuntimeUnavailable, fit_refusal
 from subnet.util.progress import listening
+from subnet.util.text import os_error
 from subnet.validator.report import RoundReport
 
 
@@ -65,7 +67,7 @@ def dry_run_command(
                  "tasks": tasks, "concurrency": concurrency, "call_timeout": timeout}
     settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     err = Console(stderr=True, soft_wrap=True)
-    env_dirs = [p.resolve() for p in env] if env else default_env_dirs()
+    env_dirs = _env_folders(env, err) if env else default_env_dirs()
     if not env_dirs:
         err.print("[red]error:[/] no env folders: pass --env DIR or run from a checkout with envs/")
         raise typer.Exit(2)
@@ -99,6 +101,25 @@ def dry_run_command(
         print_report(report, console)
     if rounds > 1:
         print_spread(spread(reports), console)
+
+
+def _env_folders(paths: List[Path], err: Console) -> list[Path]:
+    """Each --env as a resolved folder; a missing one, a file or a symlink loop ends the command
+    with one line (exit 2), before anything is registered or started."""
+    folders = []
+    for path in paths:
+        try:
+            resolved = path.resolve(strict=True)
+            problem = "" if resolved.is_dir() else "not a folder"
+        except RuntimeError:  # Python < 3.13 says "Symlink loop" this way
+            problem = "a symlink loop"
+        except OSError as exc:
+            problem = {errno.ENOENT: "no such folder", errno.ELOOP: "a symlink loop"}.get(exc.errno, os_error(exc))
+        if problem:
+            err.print(f"error: --env {path}: {problem}", markup=False)
+            raise typer.Exit(2)
+        folders.append(resolved)
+    return folders
 
 
 def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console) -> list[RoundReport]:

@@ -7,6 +7,7 @@ Exit codes: 0 committed (or valid, with --dry-run); 2 the reference or an option
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import NoReturn, Optional
 
 import typer
@@ -14,7 +15,9 @@ import typer
 from subnet.chain.base import ChainError, ChainUnavailable, NotRegistered
 from subnet.cli.miner_group import miner_app
 from subnet.protocol.commitment import InvalidCommitment, parse_image_ref
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
+from subnet.state.db import describe
+from subnet.util.text import os_error
 
 _NETWORK_HELP = "devchain (local SQLite chain), finney, test, local, or a ws:// URL (default: SUBNET_NETWORK)"
 
@@ -22,7 +25,7 @@ _NETWORK_HELP = "devchain (local SQLite chain), finney, test, local, or a ws:// 
 @miner_app.command("commit")
 def commit(
     image_ref: str = typer.Argument(..., metavar="IMAGE_REF", help="registry/repo[:tag]@sha256:<64 hex>"),
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: SUBNET_NETUID)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: SUBNET_NETUID)"),
     network: Optional[str] = typer.Option(None, "--network", help=_NETWORK_HELP),
     wallet_name: str = typer.Option("default", "--wallet.name", help="Wallet (coldkey) name"),
     wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),
@@ -67,15 +70,21 @@ def commit(
         _fail(f"chain unavailable: {exc}")
     except (ChainError, ValueError) as exc:
         _fail(str(exc))
+    except sqlite3.Error as exc:  # the devchain's file, e.g. under a read-only SUBNET_HOME
+        _fail(str(describe(exc, settings.devchain_path)))
+    except OSError as exc:
+        _fail(f"cannot use SUBNET_HOME {settings.home}: {os_error(exc)}")
     payload.update(hotkey=hotkey, block=block)
     _emit(payload, as_json, f"committed {image_ref} for {hotkey} on netuid {netuid} ({network}) at block {block}")
 
 
-def registry_client():
-    """The client `verify_in_registry` uses (tests point it at an in-process transport)."""
+def registry_client(loopback_only: bool = False):
+    """The client `verify_in_registry` uses (tests point it at an in-process transport): redirects
+    and token realms under the validators' policy, on this machine only for the devchain."""
     from subnet.registry.client import RegistryClient
+    from subnet.registry.fetch import HopPolicy
 
-    return RegistryClient()
+    return RegistryClient(policy=HopPolicy(loopback_only=loopback_only, allowed=tuple(Settings().allowed_registries)))
 
 
 def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -> None:
@@ -84,7 +93,7 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
     On the devchain (`local_chain`) only registries on this machine are asked: a local loop must
     not go out to public registries for references that often name nothing real."""
     from subnet.util import aio
-    from subnet.protocol import InfraFault, MinerFault
+    from subnet.protocol import FaultKind, InfraFault, MinerFault
     from subnet.registry.policy import is_loopback_registry
     from subnet.runtime.images import is_local
 
@@ -95,7 +104,7 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
         return  # a devchain reference outside this machine: nothing to ask
 
     async def facts():
-        client = registry_client()
+        client = registry_client(loopback_only=local_chain)
         try:
             return await client.facts(ref)
         finally:
@@ -104,7 +113,8 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
     try:
         found = aio.run(facts())
     except MinerFault as exc:
-        _fail(f"not committed: {exc.detail} (commit the digest `subnet miner push` printed, not the local image id)")
+        hint = " (commit the digest `subnet miner push` printed, not the local image id)" if exc.kind is FaultKind.IMAGE_MISSING else ""
+        _fail(f"not committed: {exc.detail}{hint}")
     except InfraFault as exc:
         _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or commit it unverified: "
               f"subnet miner commit {ref.pinned} --no-verify (with the same --network and --wallet options)")

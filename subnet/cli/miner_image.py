@@ -14,7 +14,7 @@ from typing import NoReturn, Optional
 import typer
 
 from subnet.cli.miner_group import miner_app
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
 from subnet.registry.client import LABEL_HOTKEY
 from subnet.miner.build import BuildFailed, DockerUnavailable, build_env_image
 from subnet.protocol.envdir import InvalidEnv
@@ -73,7 +73,7 @@ def publish(
     env_dir: Path = typer.Argument(..., metavar="ENV_DIR", help="Folder with env.py (class Actor) and a Dockerfile"),
     repo: str = typer.Option(..., "--repo", help="Target REGISTRY/REPO, e.g. ghcr.io/me/my-env"),
     tag: str = typer.Option("latest", "--tag", help="Tag to build and push under (never committed)"),
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: SUBNET_NETUID)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: SUBNET_NETUID)"),
     network: Optional[str] = typer.Option(None, "--network", help="devchain, finney, test, local or ws:// URL (default: SUBNET_NETWORK)"),
     wallet_name: str = typer.Option("default", "--wallet.name", help="Wallet (coldkey) name"),
     wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),

@@ -13,7 +13,7 @@ from typing import Sequence
 
 
 def add_bittensor_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--netuid", type=int, help="Subnet uid (default: SUBNET_NETUID)")
+    parser.add_argument("--netuid", type=netuid_arg, help="Subnet uid (default: SUBNET_NETUID)")
     parser.add_argument(
         "--subtensor.network", dest="network", default="finney",
         help="finney (default), test, local, devchain or a ws:// URL"
@@ -27,6 +27,19 @@ def add_bittensor_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     for level in ("info", "debug", "trace"):
         parser.add_argument(f"--logging.{level}", dest=f"log_{level}", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def netuid_arg(text: str) -> int:
+    """A subnet uid: an integer from 0 to 65535 (a u16 on chain)."""
+    from subnet.config import NETUID_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= NETUID_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not a subnet uid (0 to {NETUID_MAX})")
+    return value
 
 
 def configure_logging(ns: argparse.Namespace) -> None:

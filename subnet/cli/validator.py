@@ -27,8 +27,9 @@ from subnet.state.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
 from subnet.cli.app import app
 from subnet.cli.steps import RichSteps
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
 from subnet.protocol import InfraFault
+from subnet.registry.policy import CachingResolver
 from subnet.state.home_lock import HomeBusy, HomeLock
 from subnet.validator.observability import configure_logging, start_observability
 from subnet.runtime.factory import RuntimeUnavailable, fit_refusal, make_runtime
@@ -36,9 +37,9 @@ from subnet.state.files import legacy_state_path, open_subnet_store, subnet_stat
 from subnet.state.db import StateError, check_integrity, describe
 from subnet.state.store import Store
 from subnet.util.progress import listening
-from subnet.util.text import one_line
+from subnet.util.text import one_line, os_error
 from subnet.validator.admission import ImageInspector
-from subnet.validator.loop import ValidatorLoop
+from subnet.validator.loop import RoundFailed, ValidatorLoop
 from subnet.validator.report import RoundReport
 from subnet.validator.shutdown import StoppedEarly, serve, stop_before_serving
 
@@ -53,7 +54,7 @@ class ValidatorMode(str, Enum):
 
 @validator_app.command("run")
 def run(
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: SUBNET_NETUID)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: SUBNET_NETUID)"),
     network: Optional[str] = typer.Option(None, "--network", help="devchain, finney, test, local, or a ws:// URL"),
     wallet_name: str = typer.Option("default", "--wallet.name", help="Wallet (coldkey) name"),
     wallet_hotkey: str = typer.Option("default", "--wallet.hotkey", help="Hotkey name in the wallet"),
@@ -92,6 +93,9 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except HomeBusy as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2)
+    except OSError as exc:  # read-only, full, not a folder, no permission
+        err.print(f"error: cannot use SUBNET_HOME {settings.home}: {os_error(exc)}", markup=False)
+        raise typer.Exit(1)
     if devchain and not {"n", "depth"} & settings.model_fields_set:
         # The one-machine loop runs on a laptop: the production size needs a GPU (docs/challenge.md).
         settings = settings.model_copy(update={"n": settings.dry_run_n, "depth": settings.dry_run_depth})
@@ -116,9 +120,14 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         err.print(f"error: {describe(exc, settings.devchain_path)}", markup=False)
         raise typer.Exit(1)
     store = _open_store(settings, chain, err)
-    observer = start_observability(settings, store)
-    loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path), allow_local=devchain,
-                         observer=observer, inspector=ImageInspector(store))
+    try:
+        observer = start_observability(settings, store)
+        inspector = ImageInspector.for_validator(store, settings, loopback_only=devchain, resolve=CachingResolver())
+        loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path),
+                             allow_local=devchain, observer=observer, inspector=inspector)
+    except (OSError, StateError) as exc:  # e.g. a round-secret that is a folder, a metrics port in use
+        err.print(f"error: {os_error(exc) if isinstance(exc, OSError) else exc}", markup=False)
+        raise typer.Exit(1)
 
     def report(r: RoundReport) -> None:
         if as_json:
@@ -134,7 +143,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    except StateError as exc:
+    except (StateError, RoundFailed) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1)
     finally:

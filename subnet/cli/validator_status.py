@@ -17,7 +17,7 @@ from rich.console import Console
 
 from subnet.cli.tables import leaderboard_table, rounds_table, short_ref  # noqa: F401 (short_ref: re-exported)
 from subnet.cli.validator import validator_app
-from subnet.config import Settings
+from subnet.config import NETUID_MAX, Settings
 from subnet.validator.observability import leaderboard, ledger_spend
 from subnet.state.files import StoreFile, find_subnet_stores
 from subnet.state.store import Store
@@ -26,7 +26,7 @@ from subnet.state.identity import validator_identity
 
 @validator_app.command("status")
 def status(
-    netuid: Optional[int] = typer.Option(None, "--netuid", help="Subnet uid (default: the most recent store)"),
+    netuid: Optional[int] = typer.Option(None, "--netuid", min=0, max=NETUID_MAX, help="Subnet uid (default: the most recent store)"),
     network: Optional[str] = typer.Option(None, "--network", help="Network name as the validator was run with"),
     rounds: int = typer.Option(5, "--rounds", min=1, help="Recent rounds to show"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),

@@ -32,6 +32,10 @@ class BuildingDockerRuntime:
     def __getattr__(self, name: str) -> Any:  # the inner runtime's GPUs, limits, housekeeping
         return getattr(self.inner, name)
 
+    async def prepare(self, submission: Submission) -> None:
+        """Nothing to pull: the source is an env folder, built into an image by `open` (the inner
+        runtime's `prepare` would take the folder for an image reference)."""
+
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[Any]:
         from subnet.miner.build import BuildFailed, DockerUnavailable, InvalidEnv, build_env_image

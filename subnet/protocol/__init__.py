@@ -25,6 +25,10 @@ class FaultKind(str, Enum):
     WRONG_ANSWER = "wrong_answer"  # well-formed, but verification failed
     COPY = "copy"  # the image digest was first committed by another hotkey (or is labelled for one)
     IMAGE_MISSING = "image_missing"  # the registry has no such digest ("manifest unknown"), or refuses anonymous pulls
+    # what the registry served does not verify against the commitment (digest mismatch), or is no
+    # image a validator reads (over the size cap, nested too deeply, not JSON), or the registry sent
+    # the validator to a host it refuses (a redirect or token realm on a private address)
+    BAD_IMAGE = "bad_image"
 
 
 class MinerFault(Exception):

@@ -1,6 +1,8 @@
 """The Docker runtime: each miner's Actor image in its own hardened, isolated local container.
 
-Per `open()`: resolve the image (local store; pull by digest if allowed), create an internal
+`prepare()` has the image in the local store (pulled by digest if allowed, on a thread of its own,
+shared by every round that wants it); the round engine calls it for every Actor at once, before
+any start. Per `open()`: resolve the image (local store; or pull, without `prepare`), create an internal
 network of its own, start the container through affinetes' docker mode with the hardening of
 `docker_launch.hardening`, wait for `/health` within the start deadline, and hand back an
 `AffinetesSession` over affinetes' wrapper (same call path, response cap and fault mapping as
@@ -24,11 +26,11 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
-from subnet.protocol.commitment import InvalidCommitment, parse_image_ref
+from subnet.protocol.commitment import ImageRef, InvalidCommitment, parse_image_ref
 from subnet.config import Settings
 from subnet.state.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
@@ -133,6 +135,8 @@ class DockerRuntime:
         self.lease = Lease(self.settings.home, self.run_id)
         self._self_container: Any = None  # set when the validator runs in a container (DooD)
         self._looked_for_self = False
+        self._pulls: dict[str, Future] = {}  # pinned reference → its pull in flight
+        self._pulls_lock = threading.Lock()
         self._pool: GpuPool | None = None
         self._gpus_found = False
         self._gpu_lock = threading.Lock()
@@ -152,6 +156,15 @@ class DockerRuntime:
         }
 
     # -- the Runtime port -------------------------------------------------------------------
+    async def prepare(self, submission: Submission) -> None:
+        """Have the image in the local store before the round's start barrier. `RoundEngine`
+        prepares every Actor at once and stops waiting after its pull window; the pull itself
+        (stall rule, `SUBNET_PULL_TIMEOUT`) goes on, and a later round joins it, never repeats it."""
+        client = await _blocking(self._connect)
+        ref, image_id = await _blocking(self._find, client, submission.source)
+        if image_id is None:
+            await _settled(self._pull_job(client, ref))
+
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[DockerSession]:
         client = await _blocking(self._connect)
@@ -301,7 +314,8 @@ class DockerRuntime:
                 log.info("validator runs in container %s: it joins each Actor's network", self._self_container.name)
         return self._client
 
-    def _resolve(self, client: Any, source: str) -> str:
+    def _find(self, client: Any, source: str) -> tuple[ImageRef, str | None]:
+        """The reference and its local image id (None: not here, and pulling is allowed)."""
         try:
             ref = parse_image_ref(source)
         except InvalidCommitment as exc:
@@ -310,17 +324,39 @@ class DockerRuntime:
             raise MinerFault(FaultKind.INVALID_ENV, "local.invalid references are for dry runs only")
         try:
             image = find_local(client, ref)
-            if image is None and is_local(ref):
-                raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
-            if image is None and not self.limits.pull:
-                raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
-            return (image or self._pull(client, ref)).id
-        except PullFailed as exc:
-            raise InfraFault(str(exc)) from None
-        except InfraFault:
-            raise
         except Exception as exc:  # noqa: BLE001 - daemon errors are infra
             raise InfraFault(f"looking up {ref.pinned}: {one_line(exc)}") from None
+        if image is None and is_local(ref):
+            raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
+        if image is None and not self.limits.pull:
+            raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
+        return ref, (image.id if image is not None else None)
+
+    def _resolve(self, client: Any, source: str) -> str:
+        ref, image_id = self._find(client, source)
+        return image_id or self._pull_job(client, ref).result()
+
+    def _pull_job(self, client: Any, ref: ImageRef) -> Future:
+        """The pull of `ref`: the one already running, or a new one on a daemon thread (so a pull
+        nobody waits for any more never holds the process at exit; the daemon then drops it)."""
+        with self._pulls_lock:
+            job = self._pulls.get(ref.pinned)
+            if job is None:
+                job = self._pulls[ref.pinned] = Future()
+                threading.Thread(target=self._pull_into, args=(job, client, ref), daemon=True,
+                                 name=f"subnet-pull-{ref.digest[7:19]}").start()
+            return job
+
+    def _pull_into(self, job: Future, client: Any, ref: ImageRef) -> None:
+        try:
+            job.set_result(self._pull(client, ref).id)
+        except PullFailed as exc:
+            job.set_exception(InfraFault(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - registry/daemon errors of every kind are infra
+            job.set_exception(InfraFault(f"pulling {ref.pinned}: {one_line(exc)}"))
+        finally:
+            with self._pulls_lock:
+                self._pulls.pop(ref.pinned, None)
 
     def _pull(self, client: Any, ref: Any) -> Any:
         who, started = f"pull {ref.repository}@{ref.digest[7:19]}", time.monotonic()
@@ -360,6 +396,27 @@ class DockerRuntime:
                 remove_network(network)
         except Exception as exc:  # noqa: BLE001 - never mask the round's own outcome
             log.error("could not remove Actor slot %s (reap_stale will): %s", slot, one_line(exc))
+
+
+async def _settled(job: Future) -> Any:
+    """Wait for a thread's job without tying it to this wait: cancelling the wait leaves the job
+    running, and a job that ends after the event loop closed is simply not reported to it."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def deliver(done: Future) -> None:
+        if not waiter.done():
+            if done.exception() is not None:
+                waiter.set_exception(done.exception())
+            else:
+                waiter.set_result(done.result())
+
+    def notify(done: Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, done)
+
+    job.add_done_callback(notify)
+    return await waiter
 
 
 async def _release(env: Any) -> None:

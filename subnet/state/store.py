@@ -39,7 +39,13 @@ CREATE TABLE IF NOT EXISTS weights_sent (
   round_id INTEGER PRIMARY KEY, block INTEGER NOT NULL, status TEXT NOT NULL, weights TEXT NOT NULL,
   reveal_round INTEGER, confirmed_block INTEGER);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS image_labels (digest TEXT PRIMARY KEY, hotkey TEXT, checked_at REAL NOT NULL);
+-- Owner labels read from content verified against its digest. `image_labels` (earlier versions) kept
+-- labels from unverified content, which a thief's registry could forge: dropped, read again.
+DROP TABLE IF EXISTS image_labels;
+CREATE TABLE IF NOT EXISTS verified_labels (digest TEXT PRIMARY KEY, hotkey TEXT, checked_at REAL NOT NULL);
+-- Miner faults proven by an image's own content (bytes that hash to the digest): true for good.
+CREATE TABLE IF NOT EXISTS image_faults (
+  digest TEXT PRIMARY KEY, kind TEXT NOT NULL, detail TEXT NOT NULL, found_at REAL NOT NULL);
 """
 
 # Tables a pre-per-subnet `state.sqlite` may hold that belong to one subnet's state.
@@ -165,14 +171,29 @@ class Store:
 
     # -- image labels (immutable per digest, so kept once known) --------------------------------
     def image_labels(self, digests: Iterable[str]) -> dict[str, str | None]:
+        """The verified owner label (None: the image has none) of each digest that has been read."""
         wanted = list(digests)
         rows = self._db.execute(
-            f"SELECT digest, hotkey FROM image_labels WHERE digest IN ({','.join('?' * len(wanted))})", wanted
+            f"SELECT digest, hotkey FROM verified_labels WHERE digest IN ({','.join('?' * len(wanted))})", wanted
         ) if wanted else []
         return {d: h for d, h in rows}
 
     def save_image_label(self, digest: str, hotkey: str | None) -> None:
-        self._db.execute("INSERT OR REPLACE INTO image_labels VALUES (?, ?, ?)", (digest, hotkey, time.time()))
+        """Only for a label read from content that hashes to `digest`."""
+        self._db.execute("INSERT OR REPLACE INTO verified_labels VALUES (?, ?, ?)", (digest, hotkey, time.time()))
+
+    def image_faults(self, digests: Iterable[str], since: float) -> dict[str, tuple[str, str]]:
+        """digest → (fault kind, detail) for content-proven faults found at or after `since`."""
+        wanted = list(digests)
+        rows = self._db.execute(
+            f"SELECT digest, kind, detail FROM image_faults WHERE found_at >= ? "
+            f"AND digest IN ({','.join('?' * len(wanted))})", [since, *wanted]
+        ) if wanted else []
+        return {d: (k, detail) for d, k, detail in rows}
+
+    def save_image_fault(self, digest: str, kind: str, detail: str) -> None:
+        """Only for a fault in content that hashes to `digest` (it is then true from any registry)."""
+        self._db.execute("INSERT OR REPLACE INTO image_faults VALUES (?, ?, ?, ?)", (digest, kind, detail, time.time()))
 
     # -- scores --------------------------------------------------------------------------------
     def smoothed_scores(self) -> dict[str, float]:

@@ -19,3 +19,10 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
         seen.add(id(node))
         node = node.__cause__ or node.__context__
     return chain
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError as one line: what failed on which path ("Read-only file system: /x/validator.lock")."""
+    if exc.strerror and exc.filename:
+        return one_line(f"{exc.strerror}: {exc.filename}", 300)
+    return one_line(exc.strerror or str(exc) or type(exc).__name__, 300)

@@ -3,6 +3,8 @@
 Chain trouble (a dropped websocket, a node that does not answer) and state-file trouble (locked,
 full, damaged: `subnet.state.db`) end a round early with one line in the log and a backoff; they
 never end the validator, and results already gathered are kept (`subnet.validator.results`).
+Anything else that escapes a round is a validator bug: its traceback is logged (once per place it
+was raised), the round is marked abandoned, and the next round runs after the same backoff.
 Weights that are rate-limited are simply not sent this round; the next round tries again. Each
 round starts by reaping this validator's own leftovers from dead runs (`DockerRuntime.reap_stale`).
 """
@@ -36,15 +38,31 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
 
 
+class RoundFailed(Exception):
+    """A round ended by an unexpected error (a validator bug); the message is one line."""
+
+
+def _origin(exc: BaseException) -> tuple[str, str, int]:
+    """The exception's type and the line that raised it: the same bug logs its traceback once."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return (type(exc).__name__, tb.tb_frame.f_code.co_filename if tb else "", tb.tb_lineno if tb else 0)
+
+
 def load_secret(home: Path) -> bytes:
-    """The validator's private round-seed secret, made once and kept with mode 0600."""
+    """The validator's private round-seed secret, made once and kept with mode 0600. Raises
+    StateError (one line) when it can be neither read nor made (a folder, a read-only home)."""
     path = home / "round-secret"
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(secrets.token_bytes(32))
-    return path.read_bytes()
+    try:
+        if not path.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+        return path.read_bytes()
+    except OSError as exc:
+        raise StateError("io", path, f"cannot use the round secret {path}: {exc.strerror or exc}") from None
 
 
 def image_resolver(allow_local: bool, allowed_registries: Sequence[str] = (),
@@ -93,6 +111,7 @@ class ValidatorLoop:
         challenge = MatrixChain(n=settings.n, depth=settings.depth)
         self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
         self.sleep = asyncio.sleep  # between rounds and in backoffs (tests shorten it)
+        self._tracebacks_logged: set[tuple[str, str, int]] = set()
 
     async def run_once(self) -> RoundReport:
         await self._reap()
@@ -110,17 +129,40 @@ class ValidatorLoop:
         backoff = 5.0
         while True:
             try:
-                on_report(await self.run_once())
-                backoff = 5.0
-                if once:
-                    return
-                await self.sleep(interval_s)
+                report = await self.run_once()
             except (ChainError, StateError, sqlite3.Error) as exc:
                 if once:
                     raise self._state_error(exc)
                 log.warning("round skipped: %s; retrying in %.0fs", self._why(exc), backoff)
-                await self.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except Exception as exc:  # noqa: BLE001 - nothing a round meets may end the validator
+                failure = self._round_failed(exc)
+                if once:
+                    raise failure from None
+                log.warning("%s; next round in %.0fs", failure, backoff)
+            else:
+                on_report(report)
+                backoff = 5.0
+                if once:
+                    return
+                await self.sleep(interval_s)
+                continue
+            await self.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _round_failed(self, exc: Exception) -> "RoundFailed":
+        """Log the traceback (once per kind of failure), mark the round abandoned, say it in one line."""
+        why = f"{type(exc).__name__}: {one_line(str(exc))}"
+        where = _origin(exc)
+        if where not in self._tracebacks_logged:
+            self._tracebacks_logged.add(where)
+            log.error("round failed unexpectedly (a validator bug; please report it)", exc_info=exc)
+        try:
+            abandoned = self.abandon_unfinished(f"validator error: {why}")
+        except Exception as second:  # noqa: BLE001 - the state file's own trouble: say so, carry on
+            abandoned = []
+            log.warning("could not mark the failed round abandoned: %s", one_line(str(second)))
+        what = f"round {', '.join(map(str, abandoned))} abandoned" if abandoned else "round abandoned"
+        return RoundFailed(f"{what}: validator error: {why}")
 
     def _state_error(self, exc: Exception) -> Exception:
         # First-seen digests and others share the store's file and raise raw sqlite3 errors.

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
@@ -144,54 +145,125 @@ def ledger_spend(ledger_path: Path, owner: str) -> float:
 
 
 class MetricsServer:
-    """/health, /metrics and /leaderboard on a daemon thread."""
+    """/health, /metrics and /leaderboard, served by an event loop on a daemon thread of its own.
 
-    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: 0.0) -> None:
+    Made to be scraped, and to outlast clients that are not scrapers (slowloris): a connection must
+    send its request head within `request_timeout` seconds and take its answer within as long
+    again; the head is at most 16 KiB; one request per connection; at most `max_connections` open
+    at once (more are closed on arrival). An idle connection holds a socket and a coroutine, never
+    a thread, so slow clients cannot crowd out `/health`; store reads run on two worker threads."""
+
+    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: 0.0,
+                 *, request_timeout: float = 10.0, max_connections: int = 256) -> None:
         self.metrics = metrics
-        handler = _handler(metrics, store_path, spend)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="subnet-metrics", daemon=True)
+        self._answer = _answerer(metrics, store_path, spend)
+        self._timeout = request_timeout
+        self._max = max_connections
+        self._open = 0
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="subnet-metrics")
+        self._loop = asyncio.new_event_loop()
+        ready, failed = threading.Event(), []
+        self._thread = threading.Thread(target=self._serve, args=(host, port, ready, failed),
+                                        name="subnet-metrics", daemon=True)
         self._thread.start()
+        ready.wait()
+        if failed:
+            raise failed[0]
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        self._workers.shutdown(wait=False, cancel_futures=True)
+
+    def _serve(self, host: str, port: int, ready: threading.Event, failed: list) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            server = self._loop.run_until_complete(
+                asyncio.start_server(self._handle, host, port, limit=_MAX_HEAD, backlog=128))
+            self.port = server.sockets[0].getsockname()[1]
+        except OSError as exc:
+            failed.append(exc)
+            self._loop.close()
+            return
+        finally:
+            ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= self._max:
+            writer.transport.abort()
+            return
+        self._open += 1
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._timeout)
+            method, path = _request_line(head)
+            if method not in ("GET", "HEAD"):
+                code, body, kind = 405, b'{"error": "GET only"}', "application/json"
+            elif path == "/health":  # in memory: never queued behind a slow store read
+                code, body, kind = self._answer(path)
+            else:
+                work = asyncio.get_running_loop().run_in_executor(self._workers, self._answer, path)
+                code, body, kind = await asyncio.wait_for(work, self._timeout)
+            writer.write(_response(code, b"" if method == "HEAD" else body, kind, len(body)))
+            await asyncio.wait_for(writer.drain(), self._timeout)
+            writer.close()
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            writer.transport.abort()  # slow, silent, oversized or malformed: dropped, nothing waits on it
+        finally:
+            self._open -= 1
 
 
-def _handler(metrics: Metrics, store_path: Path, spend):
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            try:
-                if self.path == "/metrics":
-                    with contextlib.suppress(Exception):  # a locked ledger must not break a scrape
-                        metrics.spend.set(spend())
-                    self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
-                elif self.path == "/health":
-                    self._json(200, {"status": "ok", "last_round_at": metrics.last_round_at,
+_MAX_HEAD = 16 << 10
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error"}
+
+
+def _request_line(head: bytes) -> tuple[str, str]:
+    parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        raise ValueError("not an HTTP request")
+    return parts[0], parts[1].split("?", 1)[0]
+
+
+def _response(code: int, body: bytes, kind: str, length: int) -> bytes:
+    head = (f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\nContent-Type: {kind}\r\n"
+            f"Content-Length: {length}\r\nConnection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def _answerer(metrics: Metrics, store_path: Path, spend):
+    """path → (status, body, content type); blocking (store reads), run on a worker thread."""
+
+    def as_json(code: int, data: dict) -> tuple[int, bytes, str]:
+        return code, json.dumps(data).encode(), "application/json"
+
+    def answer(path: str) -> tuple[int, bytes, str]:
+        try:
+            if path == "/metrics":
+                with contextlib.suppress(Exception):  # a locked ledger must not break a scrape
+                    metrics.spend.set(spend())
+                return 200, metrics.render(), CONTENT_TYPE_LATEST
+            if path == "/health":
+                return as_json(200, {"status": "ok", "last_round_at": metrics.last_round_at,
                                      "round_in_progress": metrics.in_round})
-                elif self.path == "/leaderboard":
-                    self._json(200, leaderboard(store_path))
-                else:
-                    self._json(404, {"error": "not found: try /health, /metrics, /leaderboard"})
-            except Exception as exc:  # noqa: BLE001 - the endpoint never takes the validator down
-                self._json(500, {"error": f"{type(exc).__name__}: {exc}"[:300]})
+            if path == "/leaderboard":
+                return as_json(200, leaderboard(store_path))
+            return as_json(404, {"error": "not found: try /health, /metrics, /leaderboard"})
+        except Exception as exc:  # noqa: BLE001 - the endpoint never takes the validator down
+            return as_json(500, {"error": f"{type(exc).__name__}: {exc}"[:300]})
 
-        def _json(self, code: int, body: dict) -> None:
-            self._send(code, json.dumps(body).encode(), "application/json")
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args) -> None:  # scrapes every few seconds would flood the log
-            pass
-
-    return Handler
+    return answer
 
 
 class Observability:

@@ -1,8 +1,10 @@
 """The round engine: every miner's Actor on every task, with bounded concurrency and deadlines.
 
-Phases: every Actor is provisioned first (at most `start_concurrency` starting at once), then
-all tasks run, then everything is torn down; so no miner's latency is measured while another is
-still booting on shared hardware. Bounds: at most
+Phases: images are pulled, all at once, where the runtime pulls them (Docker: `prepare`); a pull
+not done within `pull_wait` is infrastructure for that miner and holds nobody after. Every Actor
+is provisioned (at most `start_concurrency` starting at once), then all tasks run, then
+everything is torn down; so no miner's latency is measured while another is still booting on
+shared hardware. Bounds: at most
 `concurrency` calls in flight overall and `per_miner` per miner (taken in that order, so a miner
 waiting on its own limit holds no global slot); a validator-side deadline on every call; and a
 breaker that fails a miner's remaining tasks after `breaker_faults` consecutive timeouts or
@@ -39,6 +41,7 @@ class RoundLimits:
     start_concurrency: int = 8
     call_timeout: float = 30.0
     breaker_faults: int = 2
+    pull_wait: float = 120.0  # longest the round waits for image pulls (runtimes that pull)
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,15 @@ class RoundEngine:
         self._starts = asyncio.Semaphore(self.limits.start_concurrency)
         self._pending_starts = len(submissions)
         self._all_started = asyncio.Event()
+        self._pull_window_over = asyncio.Event()
         if not submissions:
             return []
         self._progress = progress or (lambda _s, _o: None)
-        outcomes = list(await asyncio.gather(*(self._run_miner(s, tasks) for s in submissions)))
+        window = asyncio.get_running_loop().call_later(self.limits.pull_wait, self._pull_window_over.set)
+        try:
+            outcomes = list(await asyncio.gather(*(self._run_miner(s, tasks) for s in submissions)))
+        finally:
+            window.cancel()
         for task in tasks:
             await self._verify_task(task, outcomes)
         return outcomes
@@ -168,6 +176,7 @@ class RoundEngine:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
+                    await self._prepare(sub)
                     async with self._starts:
                         actor = await stack.enter_async_context(self.runtime.open(sub))
                 finally:
@@ -185,7 +194,8 @@ class RoundEngine:
         except InfraFault as exc:
             fallback = TaskOutcome(-1, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
         except Exception as exc:  # noqa: BLE001 - a runtime bug must not sink the round or the miner
-            log.exception("runtime failed for %s", sub.name)
+            log.warning("runtime failed for %s: %s: %s", sub.name, type(exc).__name__, one_line(str(exc)))
+            log.debug("runtime failure of %s", sub.name, exc_info=exc)
             fallback = TaskOutcome(-1, reason=f"validator error: {type(exc).__name__}: {one_line(str(exc))}", infra=True)
         for task in tasks:
             result = done.get(task.index)
@@ -195,6 +205,28 @@ class RoundEngine:
                 self._progress(sub, result)
             outcome.tasks.append(result)
         return outcome
+
+    async def _prepare(self, sub: Submission) -> None:
+        """A runtime that pulls images (Docker) pulls them here, all at once and before any start
+        slot is taken; a pull not done when the pull window closes is infrastructure for this
+        round, so a slow registry holds nobody past `pull_wait` (the pull itself goes on)."""
+        prepare = getattr(self.runtime, "prepare", None)
+        if prepare is None:
+            return
+        pulling = asyncio.ensure_future(prepare(sub))
+        window = asyncio.ensure_future(self._pull_window_over.wait())
+        finished = False
+        try:
+            await asyncio.wait({pulling, window}, return_when=asyncio.FIRST_COMPLETED)
+            finished = pulling.done()
+        finally:
+            window.cancel()
+            if not pulling.done():
+                pulling.cancel()  # the wait only: the runtime's pull goes on
+        if finished:
+            return pulling.result()
+        raise InfraFault(f"image pull not finished within the round's pull window of {self.limits.pull_wait:g}s; "
+                         "it goes on in the background for a later round")
 
     def _started_one(self) -> None:
         self._pending_starts -= 1
@@ -206,7 +238,13 @@ class RoundEngine:
         breaker = _Breaker(self.limits.breaker_faults)
 
         async def one(task: Task) -> None:
-            result = await self._run_task(sub, actor, task, per_miner, breaker)
+            try:
+                result = await self._run_task(sub, actor, task, per_miner, breaker)
+            except Exception as exc:  # noqa: BLE001 - a validator bug costs one task, never the round
+                why = f"validator error: {type(exc).__name__}: {one_line(str(exc))}"
+                log.warning("task %d of %s: %s", task.index, sub.name, why)
+                log.debug("task %d of %s failed", task.index, sub.name, exc_info=exc)
+                result = TaskOutcome(task.index, reason=why, infra=True)
             done[task.index] = result
             if isinstance(result, TaskOutcome):  # answered tasks report once verified
                 self._progress(sub, result)

@@ -73,7 +73,8 @@ class RoundPlan:
     submissions: list[Submission] = field(default_factory=list)
     copies: list[Copy] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
-    # digest → why its image cannot run this round (found out from the registry before any pull)
+    # committing hotkey → why its image cannot run this round (found out from the registry before
+    # any pull). Per hotkey, not per digest: a thief's registry must not fault the author's image.
     faults: dict[str, Exception] = field(default_factory=dict)
 
 
@@ -95,6 +96,7 @@ def limits_from(settings: Settings) -> RoundLimits:
         start_concurrency=settings.start_concurrency,
         call_timeout=settings.call_timeout,
         breaker_faults=settings.breaker_faults,
+        pull_wait=settings.pull_wait,
     )
 
 
@@ -147,7 +149,7 @@ class Validator:
         # Standing first: weights the chain would refuse are not worth any compute.
         await asyncio.to_thread(check_ready, self.chain, netuid, self.settings.version_key)
         key = challenge_key(self.challenge)
-        runnable = [s for s in plan.submissions if s.digest not in plan.faults]
+        runnable = [s for s in plan.submissions if s.hotkey not in plan.faults]
         split = split_due(runnable, self.store.evaluations(key), time.time(),
                           self.settings.reeval_interval, self.settings.reeval_slice)
         refusal = await _preflight(self.runtime, split.due)  # only changed images will deploy
@@ -164,10 +166,14 @@ class Validator:
         tasks = self.challenge.make_tasks(numbered_seed(seed, round_id), self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
         fresh = await engine.run(split.due, tasks, progress) if split.due else []
-        blocked = [_fault_outcome(s, plan.faults[s.digest], tasks) for s in plan.submissions if s.digest in plan.faults]
+        blocked = [_fault_outcome(s, plan.faults[s.hotkey], tasks) for s in plan.submissions if s.hotkey in plan.faults]
         outcomes, evaluated, reused = self._settle(fresh + blocked, split)
-        evaluated = [d for d in evaluated if d not in plan.faults]  # never run: nothing to cache
-        copies = [_copy_outcome(c, tasks) for c in plan.copies]
+        ran = {o.submission.digest for o in fresh}
+        evaluated = [d for d in evaluated if d in ran]  # a blocked image never ran: nothing to cache
+        # A registry fault comes before ownership: a copy whose own registry failed shows that
+        # fault (and never falls back to the owner's stored result).
+        copies = [_fault_outcome(_copy_submission(c), plan.faults[c.hotkey], tasks) if c.hotkey in plan.faults
+                  else _copy_outcome(c, tasks) for c in plan.copies]
         self.results.finish_round(round_id, _records(fresh + blocked + copies))
         self.results.record_evaluations(key, round_id, evaluated)
         outcomes += copies
@@ -237,6 +243,8 @@ class Validator:
 
     def _stored_outcome(self, sub: Submission, evaluation: Evaluation) -> MinerOutcome:
         records = [r for r in self.store.results_for_digest(sub.digest, evaluation.round_id) if r.fault != "copy"]
+        # The owner's own rows: a copy blocked by its registry that round has rows under the digest too.
+        records = [r for r in records if r.hotkey == sub.hotkey] or records
         first = records[0] if records else None
         return MinerOutcome(
             sub,
@@ -348,10 +356,13 @@ async def _preflight(runtime, submissions: Sequence[Submission]) -> str | None:
     return await check(submissions) if check is not None else None
 
 
+def _copy_submission(copy: Copy) -> Submission:
+    return Submission(copy.uid, copy.hotkey, str(copy.image), copy.image.digest, str(copy.image))
+
+
 def _copy_outcome(copy: Copy, tasks: Sequence[Task]) -> MinerOutcome:
     """A copied image is not run at all: every task is a `copy` fault, so it earns nothing."""
-    sub = Submission(copy.uid, copy.hotkey, str(copy.image), copy.image.digest, str(copy.image))
-    return MinerOutcome(sub, [TaskOutcome(t.index, fault=FaultKind.COPY, reason=copy.reason) for t in tasks])
+    return MinerOutcome(_copy_submission(copy), [TaskOutcome(t.index, fault=FaultKind.COPY, reason=copy.reason) for t in tasks])
 
 
 def _fault_outcome(sub: Submission, fault: Exception, tasks: Sequence[Task]) -> MinerOutcome:

@@ -151,23 +151,23 @@ def test_miner_script_commits_through_the_subnet_cli(home):
 
 
 # -- commit verifies the reference in its registry (in-process transport: no sockets) ----------
-LOOPBACK_REF = f"127.0.0.1:5000/acme/matrix-miner@{DIGEST_A}"
-def _registry(monkeypatch, status: int = 200, label: str | None = None):
+def _registry(monkeypatch, status: int = 200, label: str | None = None) -> str:
+    """Point the commit's registry client at an in-process registry; returns the image's reference."""
     import httpx
 
+    from registry_images import image, serve
     from subnet.cli import miner_chain as module
-    from subnet.registry.client import LABEL_HOTKEY, RegistryClient
+    from subnet.registry.client import RegistryClient
 
-    config_digest = "sha256:" + "9" * 64
+    served = image(label)
+    documents = serve(served.documents())
 
     def handle(request: httpx.Request) -> httpx.Response:
-        if status != 200:
-            return httpx.Response(status)
-        if "/manifests/" in request.url.path:
-            return httpx.Response(200, json={"config": {"digest": config_digest}})
-        return httpx.Response(200, json={"config": {"Labels": {LABEL_HOTKEY: label} if label else {}}})
+        return httpx.Response(status) if status != 200 else documents(request)
 
-    monkeypatch.setattr(module, "registry_client", lambda: RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle))))
+    monkeypatch.setattr(module, "registry_client",
+                        lambda **_policy: RegistryClient(httpx.AsyncClient(transport=httpx.MockTransport(handle))))
+    return f"127.0.0.1:5000/acme/matrix-miner@{served.digest}"
 
 
 @pytest.mark.parametrize(
@@ -179,8 +179,8 @@ def _registry(monkeypatch, status: int = 200, label: str | None = None):
     ],
 )
 def test_commit_refuses_what_validators_could_not_run_or_would_call_a_copy(home, monkeypatch, status, label, message):
-    _registry(monkeypatch, status, label)
-    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice")
+    reference = _registry(monkeypatch, status, label)
+    result = invoke("commit", reference, "--network", "devchain", "--wallet.name", "alice")
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: not committed:") and message in line
@@ -188,15 +188,15 @@ def test_commit_refuses_what_validators_could_not_run_or_would_call_a_copy(home,
 
 
 def test_commit_goes_ahead_when_the_registry_has_the_image_with_the_right_label(home, monkeypatch):
-    _registry(monkeypatch, 200, "alice/default")
-    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--json")
+    reference = _registry(monkeypatch, 200, "alice/default")
+    result = invoke("commit", reference, "--network", "devchain", "--wallet.name", "alice", "--json")
     assert result.exit_code == 0, result.stderr
-    assert [c.data.decode() for c in DevChain(home / "devchain.sqlite").commitments(1)] == [LOOPBACK_REF]
+    assert [c.data.decode() for c in DevChain(home / "devchain.sqlite").commitments(1)] == [reference]
 
 
 def test_no_verify_skips_the_registry(home, monkeypatch):
-    _registry(monkeypatch, 404)
-    result = invoke("commit", LOOPBACK_REF, "--network", "devchain", "--wallet.name", "alice", "--no-verify")
+    reference = _registry(monkeypatch, 404)
+    result = invoke("commit", reference, "--network", "devchain", "--wallet.name", "alice", "--no-verify")
     assert result.exit_code == 0, result.stderr
 
 

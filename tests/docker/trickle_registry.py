@@ -16,7 +16,8 @@ import platform
 import tarfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback_http import LoopbackServer, QuietHandler
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 REPOSITORY = "trickle/env"
@@ -37,7 +38,7 @@ def _layer() -> tuple[bytes, bytes]:
     return gzip.compress(raw.getvalue()), raw.getvalue()
 
 
-class TrickleRegistry:
+class TrickleRegistry(LoopbackServer):
     def __init__(self, byte_every_s: float = 0.5, chunk: int = 1) -> None:
         self.byte_every_s = byte_every_s
         self.chunk = chunk  # bytes per trickle step
@@ -55,33 +56,16 @@ class TrickleRegistry:
         self.requests: list[str] = []
         self.layer_bytes_sent = 0
         self.hung_up = threading.Event()  # the daemon closed the layer download
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def reference(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}/{REPOSITORY}@{_digest(self.manifest)}"
+        return f"{self.host}/{REPOSITORY}@{_digest(self.manifest)}"
 
-    def __enter__(self) -> "TrickleRegistry":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietHandler]:
         registry = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_HEAD(self) -> None:
                 self._serve(body=False)
 
