@@ -30,7 +30,7 @@ from subnet.state.store import Store
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 from subnet.twins.deployment_host import ActorHost
 from subnet.validator.loop import ValidatorLoop
-from subnet.validator.shutdown import serve
+from subnet.validator.shutdown import STATE_WAIT_S, serve
 
 from envs_factory import make_env
 
@@ -154,3 +154,40 @@ def test_a_hung_teardown_is_cut_short_by_the_grace_or_a_second_signal(tmp_path, 
     assert runtime.removed_by_label == 1  # what the hung teardown had not removed, by label
     assert store.abandon_unfinished("again") == []
     store.close()
+
+
+def test_sigterm_while_another_process_holds_the_state_file_is_handled_at_once(tmp_path):
+    """The round's first write waits on a lock another process holds (busy timeout 2 s, retried with
+    backoff: ~20 s before it gives up). The writes wait in threads, so the signal is handled at once
+    and the validator stops within its bounded wait for the file, not after the retries."""
+    settings = Settings(_env_file=None, home=tmp_path, tasks=2, call_timeout=5)
+    chain = DevChain(tmp_path / "devchain.sqlite", hotkey="validator")
+    chain.register(settings.netuid, "validator", validator_permit=True)
+    chain.register(settings.netuid, "miner")
+    chain.as_hotkey("miner").commit(settings.netuid, IMAGE.encode())
+    store = Store(settings.store_path, busy_timeout=2.0)
+    vloop = ValidatorLoop(chain, StuckTeardownRuntime(), settings, store, FirstSeenStore(settings.store_path))
+    holder = sqlite3.connect(settings.store_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    handled: list[float] = []
+
+    async def run() -> str:
+        asyncio.get_running_loop().call_later(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        served = asyncio.ensure_future(serve(vloop, 60, lambda _r: None, once=False, grace_s=1.0))
+        while not served.done():  # the loop's own heartbeat: a blocked loop would leave a gap here
+            handled.append(time.monotonic())
+            await asyncio.sleep(0.1)
+        return served.result()
+
+    started = time.monotonic()
+    try:
+        line = aio.run(asyncio.wait_for(run(), 60))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    elapsed = time.monotonic() - started
+    gaps = [b - a for a, b in zip(handled, handled[1:])]
+    assert max(gaps) < 1.0  # the event loop never waited on the locked file
+    assert elapsed < 1.0 + 1.0 + STATE_WAIT_S + 3  # signal + grace + the bounded wait, not the retries
+    assert line.startswith("stopped by SIGTERM") and "state file stayed locked" in line
+    assert Store(settings.store_path).abandon_unfinished("at the next start") == []  # nothing was begun

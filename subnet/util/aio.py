@@ -10,7 +10,8 @@ and shuts generators down before closing.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+import threading
+from typing import Any, Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -50,3 +51,35 @@ def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a daemon thread of its own, awaited without holding the event loop.
+
+    For blocking work that may wait a long time on something outside the process (a state file
+    locked by another process, retried with backoff): the loop keeps handling signals meanwhile,
+    and, unlike `asyncio.to_thread`'s pool, a thread still waiting never holds the process's exit.
+    Cancelling the await abandons the result, not the work."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop closed while this waited: nobody is left to tell
+            pass
+
+    threading.Thread(target=work, name=getattr(fn, "__name__", "work"), daemon=True).start()
+    return await done

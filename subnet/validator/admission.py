@@ -35,6 +35,7 @@ from subnet.registry.policy import is_loopback_registry
 from subnet.runtime.images import is_local
 from subnet.state.store import Store
 from subnet.util.text import one_line
+from subnet.util.aio import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +97,20 @@ class ImageInspector:
 
     async def admit(self, refs: Mapping[str, ImageRef]) -> Admission:
         digests = {ref.digest for ref in refs.values()}
-        admission = Admission(owners=dict(self.store.image_labels(digests)))
+        # Store reads and writes wait in threads of their own: a locked state file must not hold the loop.
+        admission = Admission(owners=dict(await in_thread(self.store.image_labels, digests)))
         since = time.time() - self.limits.fault_memory
-        proven: dict[str, Exception] = {
-            d: MinerFault(FaultKind(kind), detail) for d, (kind, detail) in self.store.image_faults(digests, since).items()
-        }
+        stored_faults = await in_thread(self.store.image_faults, digests, since)
+        proven: dict[str, Exception] = {d: MinerFault(FaultKind(kind), detail) for d, (kind, detail) in stored_faults.items()}
         todo = {ref.pinned: ref for ref in refs.values() if ref.digest not in admission.owners and ref.digest not in proven}
         results = await self._read_all(todo) if todo else {}
         for pinned, result in results.items():
             digest = todo[pinned].digest
             if isinstance(result, ImageFacts):
-                self.store.save_image_label(digest, result.hotkey)
+                await in_thread(self.store.save_image_label, digest, result.hotkey)
                 admission.owners[digest] = result.hotkey
             elif isinstance(result, ProvenFault):  # the digest's own bytes: true from any registry
-                self.store.save_image_fault(digest, result.kind.value, result.detail)
+                await in_thread(self.store.save_image_fault, digest, result.kind.value, result.detail)
                 proven[digest] = result
         for hotkey, ref in refs.items():
             fault = proven.get(ref.digest) or results.get(ref.pinned)

@@ -32,6 +32,7 @@ from subnet.util.text import one_line
 from subnet.state.store import Store
 from subnet.validator.report import RoundReport
 from subnet.validator.service import Unresolvable, Validator, plan_round, round_seed
+from subnet.util.aio import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ class ValidatorLoop:
         if self.inspector is not None:
             refs = await asyncio.to_thread(candidate_refs, raws, self.resolve, self.allow_local)  # DNS: off the loop
             admission = await self.inspector.admit(refs)
-        plan = await asyncio.to_thread(plan_round, raws, self.resolve, self.first_seen, None, admission.owners)
+        # plan_round records first sightings in the state file: a thread of its own (`in_thread`), so a
+        # file locked by another process holds neither the loop nor, at a stop, the process's exit.
+        plan = await in_thread(plan_round, raws, self.resolve, self.first_seen, None, admission.owners)
         plan.faults = admission.faults
         block = await asyncio.to_thread(self.chain.current_block)
         return await self.validator.run_round(plan, round_seed(self.secret, block))

@@ -5,11 +5,16 @@ file is locked past the retries, the disk is full, a page is damaged) the result
 and are written first thing next round, in round order; the smoothed scores likewise: until they
 are stored, the in-memory ones are the base for the next round's smoothing, so no update is lost.
 Every failure is one log line naming the file (`subnet.state.db`).
+
+The round service calls these from worker threads (a locked file must not hold the event loop, and
+with it signal handling); one lock keeps a stop's last flush from interleaving with a write still
+waiting in its thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -33,6 +38,7 @@ class ResultWriter:
         self._records: list[Callable[[], None]] = []  # weights sent, round summaries: written in order
         self._smoothed: dict[str, float] | None = None  # not yet stored
         self._smoothed_round = 0
+        self._lock = threading.RLock()
 
     @property
     def unwritten_rounds(self) -> list[int]:
@@ -41,53 +47,60 @@ class ResultWriter:
     def begin_round(self, mode: str, challenge: str, block: int) -> int:
         """Write what earlier rounds left in memory, then open a round. Raises `StateError`
         (nothing has been done yet for this round, so nothing is lost)."""
-        self.flush()
-        return retrying(self.store.path, lambda: self.store.begin_round(mode, challenge, block))
+        with self._lock:
+            self.flush()
+            return retrying(self.store.path, lambda: self.store.begin_round(mode, challenge, block))
 
     def finish_round(self, round_id: int, records: Sequence[TaskRecord]) -> None:
-        self._rounds.append(_Unwritten(round_id, list(records)))
-        self.flush()
+        with self._lock:
+            self._rounds.append(_Unwritten(round_id, list(records)))
+            self.flush()
 
     def record_evaluations(self, challenge: str, round_id: int, digests: Sequence[str]) -> None:
         """Which digests this round measured (the evaluation cache); written after the round's results."""
-        self._evaluations.append((challenge, round_id, list(digests)))
-        self.flush()
+        with self._lock:
+            self._evaluations.append((challenge, round_id, list(digests)))
+            self.flush()
 
     def record(self, write: Callable[[], None]) -> None:
         """Any other write of the round (weights sent, its summary): kept and retried like results."""
-        self._records.append(write)
-        self.flush()
+        with self._lock:
+            self._records.append(write)
+            self.flush()
 
     def smoothed_scores(self) -> dict[str, float]:
-        if self._smoothed is not None:
-            return dict(self._smoothed)
-        return retrying(self.store.path, self.store.smoothed_scores)
+        with self._lock:
+            if self._smoothed is not None:
+                return dict(self._smoothed)
+            return retrying(self.store.path, self.store.smoothed_scores)
 
     def save_smoothed_scores(self, scores: Mapping[str, float], round_id: int) -> None:
-        self._smoothed, self._smoothed_round = dict(scores), round_id
-        self.flush()
+        with self._lock:
+            self._smoothed, self._smoothed_round = dict(scores), round_id
+            self.flush()
 
     def flush(self) -> bool:
         """Write everything kept in memory, oldest first; True when nothing is left unwritten."""
-        try:
-            while self._rounds:
-                head = self._rounds[0]
-                retrying(self.store.path, lambda: self.store.finish_round(head.round_id, head.records))
-                self._rounds.pop(0)
-            while self._evaluations:
-                key, round_id, digests = self._evaluations[0]
-                retrying(self.store.path, lambda: self.store.record_evaluations(key, round_id, digests))
-                self._evaluations.pop(0)
-            while self._records:
-                retrying(self.store.path, self._records[0])
-                self._records.pop(0)
-            if self._smoothed is not None:
-                scores, round_id = self._smoothed, self._smoothed_round
-                retrying(self.store.path, lambda: self.store.save_smoothed_scores(scores, round_id))
-                self._smoothed = None
-        except StateError as exc:
-            log.warning("%s; kept in memory: results of round(s) %s%s, retried next round", exc,
-                        ", ".join(map(str, self.unwritten_rounds)) or "none",
-                        " and the smoothed scores" if self._smoothed is not None else "")
-            return False
-        return True
+        with self._lock:
+            try:
+                while self._rounds:
+                    head = self._rounds[0]
+                    retrying(self.store.path, lambda: self.store.finish_round(head.round_id, head.records))
+                    self._rounds.pop(0)
+                while self._evaluations:
+                    key, round_id, digests = self._evaluations[0]
+                    retrying(self.store.path, lambda: self.store.record_evaluations(key, round_id, digests))
+                    self._evaluations.pop(0)
+                while self._records:
+                    retrying(self.store.path, self._records[0])
+                    self._records.pop(0)
+                if self._smoothed is not None:
+                    scores, round_id = self._smoothed, self._smoothed_round
+                    retrying(self.store.path, lambda: self.store.save_smoothed_scores(scores, round_id))
+                    self._smoothed = None
+            except StateError as exc:
+                log.warning("%s; kept in memory: results of round(s) %s%s, retried next round", exc,
+                            ", ".join(map(str, self.unwritten_rounds)) or "none",
+                            " and the smoothed scores" if self._smoothed is not None else "")
+                return False
+            return True

@@ -29,6 +29,7 @@ from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.report import MinerReport, RoundReport
 from subnet.validator.results import ResultWriter
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
+from subnet.util.aio import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,9 @@ class Validator:
         await asyncio.to_thread(check_ready, self.chain, netuid, self.settings.version_key)
         key = challenge_key(self.challenge)
         runnable = [s for s in plan.submissions if s.hotkey not in plan.faults]
-        split = split_due(runnable, self.store.evaluations(key), time.time(),
+        # State reads and writes wait in threads of their own (`in_thread`): a file locked by another
+        # process must not hold the event loop, and with it signal handling.
+        split = split_due(runnable, await in_thread(self.store.evaluations, key), time.time(),
                           self.settings.reeval_interval, self.settings.reeval_slice)
         refusal = await _preflight(self.runtime, split.due)  # only changed images will deploy
         if refusal:  # a spending limit: the whole round is skipped, never half-run
@@ -158,35 +161,35 @@ class Validator:
             return RoundReport(mode=self.runtime.name, challenge=self.challenge.name, tasks_per_miner=0, miners=[],
                                weights={}, weights_set="not set: round skipped", skipped=refusal,
                                wall_s=round(time.perf_counter() - started, 3))
-        reveal = await asyncio.to_thread(self._confirm_reveal)
+        reveal = await in_thread(self._confirm_reveal)  # chain reads and a state write
         block = await asyncio.to_thread(self.chain.current_block)
-        round_id = self.results.begin_round(self.runtime.name, key, block)
+        round_id = await in_thread(self.results.begin_round, self.runtime.name, key, block)
         if self.observer:
             self.observer.round_started(round_id)
         tasks = self.challenge.make_tasks(numbered_seed(seed, round_id), self.settings.tasks)
         engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
         fresh = await engine.run(split.due, tasks, progress) if split.due else []
         blocked = [_fault_outcome(s, plan.faults[s.hotkey], tasks) for s in plan.submissions if s.hotkey in plan.faults]
-        outcomes, evaluated, reused = self._settle(fresh + blocked, split)
+        outcomes, evaluated, reused = await in_thread(self._settle, fresh + blocked, split)
         ran = {o.submission.digest for o in fresh}
         evaluated = [d for d in evaluated if d in ran]  # a blocked image never ran: nothing to cache
         # A registry fault comes before ownership: a copy whose own registry failed shows that
         # fault (and never falls back to the owner's stored result).
         copies = [_fault_outcome(_copy_submission(c), plan.faults[c.hotkey], tasks) if c.hotkey in plan.faults
                   else _copy_outcome(c, tasks) for c in plan.copies]
-        self.results.finish_round(round_id, _records(fresh + blocked + copies))
-        self.results.record_evaluations(key, round_id, evaluated)
+        await in_thread(self.results.finish_round, round_id, _records(fresh + blocked + copies))
+        await in_thread(self.results.record_evaluations, key, round_id, evaluated)
         outcomes += copies
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
         neurons = await asyncio.to_thread(self.chain.neurons, netuid)
-        smoothed = self._smooth(outcomes, raw, neurons, round_id)
+        smoothed = await in_thread(self._smooth, outcomes, raw, neurons, round_id)
         payout = await asyncio.to_thread(self._weights, smoothed, neurons)
         weights = payout.weights
         outcome_line, receipt = await asyncio.to_thread(self._set_weights, payout)
         if receipt is not None:
-            self.results.record(lambda: self.store.record_weights(round_id, receipt.block, receipt.status, weights,
-                                                                  receipt.reveal_round))
+            await in_thread(self.results.record, lambda: self.store.record_weights(
+                round_id, receipt.block, receipt.status, weights, receipt.reveal_round))
         miners = [
             MinerReport.from_outcome(o, raw[o.submission.uid], weights.get(o.submission.uid, 0.0),
                                      cached=o.submission.uid in reused)
@@ -212,7 +215,7 @@ class Validator:
         summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
                    "rejected": len(plan.rejected), "weights_status": outcome_line,
                    "weights_block": receipt.block if receipt else None}
-        self.results.record(lambda: self.store.save_summary(round_id, summary, report.to_json()))
+        await in_thread(self.results.record, lambda: self.store.save_summary(round_id, summary, report.to_json()))
         if self.observer:
             self.observer.round_finished(report, fresh, receipt)
         return report

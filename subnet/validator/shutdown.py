@@ -18,12 +18,14 @@ import signal
 from typing import Callable
 
 from subnet.state.db import StateError
+from subnet.util.aio import in_thread
 from subnet.validator.loop import ValidatorLoop
 from subnet.validator.report import RoundReport
 
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STATE_WAIT_S = 10.0  # the longest a stop waits to mark its round in a state file locked by another process
 
 
 class StoppedEarly(Exception):
@@ -83,9 +85,15 @@ async def _wind_down(vloop: ValidatorLoop, signame: str) -> str:
     if forced:
         log.warning("removed %d Actor object(s) the round's teardown had not", forced)
     try:
-        abandoned = vloop.abandon_unfinished(f"stopped by {signame}")
+        # A state file another process holds locked must not keep a stopped validator alive: the
+        # mark gets a bounded wait, and a round left unmarked is marked at the next start.
+        abandoned = await asyncio.wait_for(in_thread(vloop.abandon_unfinished, f"stopped by {signame}"),
+                                           timeout=STATE_WAIT_S)
     except StateError as exc:
         return f"stopped by {signame}; could not mark the round abandoned: {exc}"
+    except asyncio.TimeoutError:
+        return (f"stopped by {signame}; the state file stayed locked for {STATE_WAIT_S:.0f}s, so the round is "
+                "marked abandoned at the next start; every Actor removed")
     unwritten = vloop.unwritten_rounds()
     what = f"round {', '.join(map(str, abandoned))} abandoned" if abandoned else "no round left unfinished"
     lost = f"; results of round(s) {', '.join(map(str, unwritten))} could not be written" if unwritten else ""
