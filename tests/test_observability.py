@@ -7,6 +7,7 @@ import json
 import logging
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from subnet.util import aio
@@ -125,3 +126,40 @@ def test_spend_is_this_validators_share_of_the_ledger(tmp_path):
         ledger.begin("deployment", "theirs", owner="someone-else", hourly_rate=Decimal("0.16"))
         ledger.mark_stopped("theirs", total_cost=Decimal("9"))
     assert ledger_spend(path, "me") == 0.75
+
+
+def test_status_metrics_and_doctor_say_when_spend_is_an_estimate(tmp_path, monkeypatch):
+    """Basilica reports no price for a deployment: the ledger's figure is list price × time until the
+    usage history bills it, and every place that shows spend says which it is."""
+    from decimal import Decimal
+
+    from subnet.cli.doctor import check_spend
+    from subnet.cli.validator_status import _spend
+    from subnet.compute.ledger import Ledger
+    from subnet.validator.observability import ledger_spend_split
+
+    path = tmp_path / "state.sqlite"
+    with Ledger(path) as ledger:
+        ledger.begin("deployment", "estimated", owner="validator:me", hourly_rate=Decimal("3.6"))
+        ledger._db.execute("UPDATE ledger_resources SET created_at=created_at-10")  # 10 s at $3.60/h
+        ledger.mark_stopped("estimated")
+    spent = ledger_spend_split(path, "me")
+    assert spent.source == "estimate" and spent.billed == 0 and abs(float(spent.estimated) - 0.01) < 0.001
+    assert _spend(spent)["spend_source"] == "estimate" and "estimate" in _spend(spent)["spend"]
+    (doctor,) = check_spend(tmp_path)
+    assert doctor.name == "basilica-spend" and "estimate: list price × time" in doctor.detail
+
+    with Ledger(path) as ledger:
+        ledger.begin("deployment", "billed", owner="validator:me", hourly_rate=Decimal("3.6"))
+        ledger.mark_stopped("billed", total_cost=Decimal("0.5"), note="billed: from the usage history")
+    spent = ledger_spend_split(path, "me")
+    assert spent.source == "partly estimated" and spent.billed == Decimal("0.5")
+
+    metrics = Metrics()
+    server = MetricsServer(metrics, tmp_path / "none.sqlite", "127.0.0.1", 0, spend=lambda: spent)
+    try:
+        scraped = samples(httpx.get(f"http://127.0.0.1:{server.port}/metrics").text)
+    finally:
+        server.close()
+    assert scraped[("subnet_spend_usd", ())] == pytest.approx(float(spent.total))
+    assert scraped[("subnet_spend_estimated_usd", ())] == pytest.approx(float(spent.estimated))

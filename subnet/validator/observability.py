@@ -14,13 +14,13 @@ import json
 import logging
 import threading
 import time
-from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from subnet.compute.ledger import Spend
 from subnet.state.store import Store
 from subnet.state.identity import validator_identity
 
@@ -45,6 +45,9 @@ class Metrics:
                             "Actors running now (containers in Docker mode, deployments in Basilica mode)",
                             ["mode"], registry=r)
         self.spend = Gauge("subnet_spend_usd", "Basilica spend so far by this validator, USD", registry=r)
+        self.spend_estimated = Gauge("subnet_spend_estimated_usd",
+                                     "The part of subnet_spend_usd that is an estimate (list price × time), not "
+                                     "billed: Basilica reports no price for deployments", registry=r)
         self.weights = Counter("subnet_weights", "Weight submissions, by result", ["status"], registry=r)
         self.last_round = Gauge("subnet_last_successful_round_timestamp_seconds",
                                 "When the last round finished", registry=r)
@@ -126,21 +129,25 @@ def leaderboard(store_path: Path) -> dict[str, Any]:
 
 def ledger_spend(ledger_path: Path, owner: str) -> float:
     """USD spent by `owner` according to the spend ledger (0 when there is no ledger)."""
+    return float(ledger_spend_split(ledger_path, owner).total)
+
+
+def ledger_spend_split(ledger_path: Path, owner: str) -> Spend:
+    """What `owner` spent, billed and estimated apart (nothing when there is no ledger)."""
     if not ledger_path.exists():
-        return 0.0
+        return Spend()
     from subnet.compute.deployments import ledger_owner
-    from subnet.compute.ledger import Ledger
+    from subnet.compute.ledger import Ledger, spend_of
 
     with Ledger(ledger_path) as ledger:
-        now = time.time()
         owners = ("", owner, ledger_owner(owner))  # "": rows from before validator ids
-        return float(sum((e.cost_so_far(now) for e in ledger.entries() if e.owner in owners), Decimal(0)))
+        return spend_of((e for e in ledger.entries() if e.owner in owners), time.time())
 
 
 class MetricsServer:
     """/health, /metrics and /leaderboard on a daemon thread."""
 
-    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: 0.0) -> None:
+    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: Spend()) -> None:
         self.metrics = metrics
         handler = _handler(metrics, store_path, spend)
         self._server = ThreadingHTTPServer((host, port), handler)
@@ -160,7 +167,9 @@ def _handler(metrics: Metrics, store_path: Path, spend):
             try:
                 if self.path == "/metrics":
                     with contextlib.suppress(Exception):  # a locked ledger must not break a scrape
-                        metrics.spend.set(spend())
+                        spent = spend()
+                        metrics.spend.set(float(spent.total))
+                        metrics.spend_estimated.set(float(spent.estimated))
                     self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
                 elif self.path == "/health":
                     self._json(200, {"status": "ok", "last_round_at": metrics.last_round_at,
@@ -218,7 +227,7 @@ def start_observability(settings, store: Store) -> Observability:
     if settings.metrics_port:
         owner = validator_identity(settings.home)
         server = MetricsServer(metrics, store.path, settings.metrics_host, settings.metrics_port,
-                               spend=lambda: ledger_spend(settings.ledger_path, owner))
+                               spend=lambda: ledger_spend_split(settings.ledger_path, owner))
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
     return Observability(metrics, server)
 
