@@ -134,7 +134,7 @@ def test_names_absent_sigkill_while_deployments_pull_and_a_restart_deletes_them_
                           owner="x", hourly_rate=None)  # nameless in the listing, and not ours
     twin.fault("POST /deployments", None, times=2)  # the first two creates answer at once ...
     twin.fault("POST /deployments", None, after=True, delay=30)  # ... the third is made, its answer comes late
-    child = multiprocessing.get_context("fork").Process(
+    child = multiprocessing.get_context("spawn").Process(  # a fork would copy this threaded process's held locks
         target=_create_then_hang, args=(twin.url, twin.state.token, str(home), 3), daemon=True)
     child.start()
     deadline = time.monotonic() + 60
@@ -151,3 +151,20 @@ def test_names_absent_sigkill_while_deployments_pull_and_a_restart_deletes_them_
     assert len(runtime.reclaim_forgotten()) == 3
     assert set(twin.deployments) == {theirs.info.id}  # all ours deleted, nobody else's touched
     assert not ledger.live("deployment")
+
+
+def test_the_budget_guard_counts_the_start_budget(twin, tmp_path):
+    """At default settings a deployment may live 600 + 60 + 120 s of start, then its calls."""
+    import asyncio
+
+    from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.protocol import Submission
+    from subnet.runtime.basilica import BasilicaRuntime
+
+    ledger = Ledger(tmp_path / "state.sqlite")
+    runtime = BasilicaRuntime(DeploymentClient(BasilicaGPUClient(load_settings(), ledger=ledger)),
+                              Settings(home=tmp_path / "home", max_round_spend=0.0001))
+    subs = [Submission(uid, f"hk{uid}", image_of(uid), digest_of(uid)) for uid in (1, 2)]
+    refusal = asyncio.run(runtime.preflight(subs))
+    # 2 deployments × $0.05/h × (780 s of start + 2 × 30 s of calls) = 14.0 min each
+    assert "2 × $0.05/h × 14.0 min" in refusal and twin.requests("POST") == []
