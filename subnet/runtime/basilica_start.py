@@ -35,6 +35,7 @@ class StartWatch:
         self.budget = budget
         self.clock = StartClock(budget, time.monotonic())
         self._failed_since: float | None = None
+        self._events: tuple[DeploymentEvent, ...] | None = None  # read once when it fails, again to conclude
 
     @property
     def dep_id(self) -> str:
@@ -78,7 +79,13 @@ class StartWatch:
     async def _verdict(self, detail: DeploymentInfo, now: float, at_deadline: bool) -> Exception | None:
         failed = (detail.phase or "").lower() == "failed"
         settled = self._failed_since is not None and now - self._failed_since >= self.budget.settle_s
-        events = await read_events(self.client, self.dep_id) if failed or at_deadline else ()
+        if failed and settled and not at_deadline:  # about to conclude: on what Basilica says now
+            detail = await self.watch.detail(self.dep_id) or detail
+        events: tuple[DeploymentEvent, ...] = ()
+        if failed or at_deadline:  # the pods' events: why it failed, or where it is stuck
+            if self._events is None or settled or at_deadline:
+                self._events = await read_events(self.client, self.dep_id)
+            events = self._events
         verdict = judge(detail, events, budget=self.budget, running_for=self.clock.running_for(now),
                         at_deadline=at_deadline, settled=settled)
         if verdict is None or not isinstance(verdict.fault, MinerFault):

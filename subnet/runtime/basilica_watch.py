@@ -21,7 +21,6 @@ from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import DeploymentInfo
 from subnet.compute.errors import BasilicaError, RateLimited
 from subnet.compute.pacer import POLL, URGENT
-from subnet.runtime.basilica_judge import Verdict, judge  # noqa: F401  (re-exported)
 from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
