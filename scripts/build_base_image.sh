@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
-# Build a local stand-in for the `python:3.11-slim` base image from Debian's own packages.
+# Provide the `python:3.11-slim` base image that env Dockerfiles start FROM: the official image
+# where a registry answers, else a local stand-in built from Debian's own packages.
 #
 # Why: on machines where no container registry answers (CI, air-gapped validators) nothing can
-# be pulled, yet miners' env folders say `FROM python:3.11-slim`. Debian bookworm ships Python
-# 3.11, so a debootstrap'd bookworm with python3 + pip, imported into Docker under that tag, lets
-# an unmodified env folder build here as it would anywhere.
+# be pulled, yet miners' env folders say `FROM python:3.11-slim`. The script first tries to pull
+# the official image; only if that fails does it debootstrap a Debian bookworm with python3 + pip
+# and import it under that tag, so an unmodified env folder builds here as it would anywhere. The
+# stand-in is labelled io.subnet.base-image=stand-in (it is NOT the official image); find it with
+#   docker images --filter label=io.subnet.base-image=stand-in
+# and remove it with `docker image rm` once a registry answers, then run this script again.
 #
-# Usage: scripts/build_base_image.sh [--force] [--tag TAG] [--mirror URL] [--no-host-ca]
-#   --force       rebuild even if TAG already exists
-#   --tag         image tag to create (default: python:3.11-slim, or $BASE_IMAGE_TAG)
+# Usage: scripts/build_base_image.sh [--force] [--tag TAG] [--source REF] [--no-pull] [--dry-run]
+#                                    [--mirror URL] [--no-host-ca]
+#   --force       replace TAG even if it already exists
+#   --tag         image tag to provide (default: python:3.11-slim, or $BASE_IMAGE_TAG)
+#   --source      image to pull first (default: the official python:3.11-slim, or $BASE_IMAGE_SOURCE)
+#   --no-pull     do not try a registry; build the stand-in
+#   --dry-run     try the pull, then only say what would be built (nothing is built)
 #   --mirror      Debian mirror (default: http://deb.debian.org/debian, or $DEBIAN_MIRROR)
 #   --no-host-ca  do not copy CA certificates that this host trusts beyond Debian's set
 #                 (they are copied by default, so `pip install` in builds works behind a
 #                 TLS-inspecting proxy exactly as it does on the host)
-# Needs root (debootstrap) and a Docker daemon. Installs debootstrap with apt-get if missing.
+# Building the stand-in needs root (debootstrap) and a Docker daemon; debootstrap is installed
+# with apt-get if missing.
 set -euo pipefail
 
 TAG="${BASE_IMAGE_TAG:-python:3.11-slim}"
+SOURCE="${BASE_IMAGE_SOURCE:-python:3.11-slim}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE="bookworm"
 FORCE=0
+PULL=1
+DRY_RUN=0
 HOST_CA=1
 HOST_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
+STANDIN_LABEL="io.subnet.base-image=stand-in"
+PULL_TIMEOUT="${BASE_IMAGE_PULL_TIMEOUT:-300}"
 
 die() { echo "build_base_image: error: $*" >&2; exit 1; }
 say() { echo "build_base_image: $*" >&2; }
@@ -30,9 +44,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --force) FORCE=1 ;;
     --no-host-ca) HOST_CA=0 ;;
+    --no-pull) PULL=0 ;;
+    --dry-run) DRY_RUN=1 ;;
     --tag) [ $# -ge 2 ] || die "--tag needs a value"; TAG="$2"; shift ;;
+    --source) [ $# -ge 2 ] || die "--source needs a value"; SOURCE="$2"; shift ;;
     --mirror) [ $# -ge 2 ] || die "--mirror needs a value"; MIRROR="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
   esac
   shift
@@ -41,12 +58,46 @@ done
 command -v docker >/dev/null || die "the docker CLI is not installed"
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "no Docker daemon answers (is dockerd running, may this user use it?)"
 
+# What an existing image is: the project's stand-in (its label, or the import comment of older
+# versions of this script), or anything else (the official image, a mirror's copy).
+describe() {
+  local label comment
+  label=$(docker image inspect --format '{{index .Config.Labels "io.subnet.base-image"}}' "$1" 2>/dev/null || true)
+  comment=$(docker image inspect --format '{{.Comment}}' "$1" 2>/dev/null || true)
+  if [ "$label" = "stand-in" ] || [[ "$comment" == *"scripts/build_base_image.sh"* ]]; then
+    echo "the project's stand-in built from Debian packages, not the official image"
+  else
+    echo "not built by this script"
+  fi
+}
+
 if [ "$FORCE" = 0 ] && docker image inspect "$TAG" >/dev/null 2>&1; then
-  say "$TAG already exists ($(docker image inspect --format '{{.Id}}' "$TAG")); use --force to rebuild"
+  say "$TAG already exists ($(docker image inspect --format '{{.Id}}' "$TAG"); $(describe "$TAG")); use --force to replace it"
   exit 0
 fi
 
 OLD_ID=$(docker image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
+
+if [ "$PULL" = 1 ]; then
+  say "pulling $SOURCE (at most ${PULL_TIMEOUT}s)"
+  if PULLED=$(timeout "$PULL_TIMEOUT" docker pull -q "$SOURCE" 2>&1); then
+    if [ "$SOURCE" != "$TAG" ]; then
+      docker tag "$SOURCE" "$TAG" || die "docker tag $SOURCE $TAG failed"
+    fi
+    NEW_ID=$(docker image inspect --format '{{.Id}}' "$TAG")
+    if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
+      docker image rm "$OLD_ID" >/dev/null 2>&1 || true  # the replaced image, unless others build on it
+    fi
+    say "pulled $SOURCE as $TAG ($NEW_ID): the registry's image, no stand-in built"
+    exit 0
+  fi
+  say "no registry answered for $SOURCE: $(echo "$PULLED" | tail -n 1)"
+fi
+
+if [ "$DRY_RUN" = 1 ]; then
+  say "dry run: would build a stand-in from Debian $SUITE packages ($MIRROR) and import it as $TAG, labelled $STANDIN_LABEL; nothing built"
+  exit 0
+fi
 [ "$(id -u)" = 0 ] || die "debootstrap needs root; run as root (sudo $0 $*)"
 
 START=$(date +%s)
@@ -139,6 +190,7 @@ IMAGE_ID=$(tar --numeric-owner -C "$ROOTFS" -c . | docker import \
   --change 'ENV PYTHON_VERSION=3.11' \
   --change 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' \
   --change 'CMD ["python3"]' \
+  --change "LABEL $STANDIN_LABEL" \
   "${EXTRA_ENV[@]}" \
   --message "debootstrap $SUITE minbase + python3 (scripts/build_base_image.sh)" \
   - "$TAG") || die "docker import failed"
@@ -155,3 +207,4 @@ fi
 END=$(date +%s)
 SIZE=$(docker image inspect --format '{{.Size}}' "$TAG")
 say "built $TAG ($IMAGE_ID), $((SIZE / 1024 / 1024)) MiB, in $((END - START)) s"
+say "$TAG is the project's stand-in, NOT the official image (label $STANDIN_LABEL); once a registry answers: docker image rm $TAG && $0"

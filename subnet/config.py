@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(1 << 20, ge=1024, description="Largest answer accepted")
     breaker_faults: int = Field(2, ge=1, description="Consecutive timeouts/crashes before a miner's remaining tasks are failed")
     forward_env: list[str] = Field(default_factory=list, description="Env var names forwarded to miner Actors (allowlist)")
+    local_gpu_price: float | None = Field(None, gt=0, description="$/h of one local GPU in Docker mode (default: the GPU policy's typical price)")
 
     # Basilica: from create to a healthy Actor; sized in subnet/compute/start_budget.py (a failing pull
     # gets 300 s, then scheduling and the route). Past it, a deployment whose Actor never ran for
@@ -79,7 +80,7 @@ class Settings(BaseSettings):
     ema_alpha: float = Field(0.3, gt=0, le=1)
     power: float = Field(1.0, gt=0)
     burn_share: float = Field(0.0, ge=0, le=1)
-    burn_uid: int = 0
+    burn_uid: int | None = Field(None, ge=0, description="Uid that burned weight goes to (default: the subnet owner's uid, read from the chain)")
     version_key: int = Field(default_factory=package_version_key, description="Weights version key (default: from the package version)")
 
     # the validator as a service

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from session_images import label_this_session, remove_session_images
+
+label_this_session()  # before any build, in this process and every child it starts
+
 REPO = Path(__file__).resolve().parent.parent
 ENVS = REPO / "envs"
 FIXTURE_ENVS = Path(__file__).resolve().parent / "envs"
@@ -60,3 +64,18 @@ def unavailable():
         pytest.skip(why)
 
     return give_up
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Remove the images this session built (by its label only: see tests/session_images.py)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception:  # noqa: BLE001 - no daemon: nothing was built
+        return
+    try:
+        remove_session_images(client)
+    finally:
+        client.close()

@@ -8,7 +8,7 @@ import pytest
 
 from subnet.util import aio
 from subnet.chain.base import NotReady
-from subnet.chain.devchain import DevChain
+from subnet.chain.devchain import SUBNET_OWNER, DevChain
 from subnet.config import Settings
 from subnet.protocol import Submission
 from subnet.twins.standin import EchoChallenge, StandInRuntime
@@ -29,7 +29,7 @@ class World:
 
     def __init__(self, tmp_path, challenge=None, runtime=None, **settings) -> None:
         self.chain = DevChain(tmp_path / "devchain.sqlite", hotkey=VALIDATOR)
-        self.chain.register(NETUID, VALIDATOR, validator_permit=True)  # uid 0: the burn uid
+        self.chain.register(NETUID, VALIDATOR, validator_permit=True)  # uid 1 (uid 0: the subnet owner)
         self.runtime = runtime or StandInRuntime(latency_s=0.001)
         defaults = {"home": tmp_path, "netuid": NETUID, "tasks": 3, "call_timeout": 0.5}
         self.settings = Settings(**{**defaults, **settings})
@@ -168,14 +168,24 @@ def test_an_image_missing_from_its_registry_is_the_miners_fault_and_is_not_cache
     assert world.runtime.closed == 1 and again.miners[0].verified == 3 and not again.miners[0].cached
 
 
-def test_nobody_earning_puts_all_weight_on_the_burn_uid(tmp_path):
+def test_nobody_earning_puts_all_weight_on_the_subnet_owners_uid(tmp_path):
     w = World(tmp_path, runtime=StandInRuntime(latency_s=0.001, hang_for=frozenset({f"ghcr.io/x/a@{digest(1)}"})),
-              call_timeout=0.05, burn_uid=0)
-    w.commit("a", 1)
+              call_timeout=0.05)
+    assert w.commit("a", 1) != 0  # a miner never holds the owner's uid 0
     report = w.round()
-    assert report.weights == {0: 1.0}
-    assert "burn uid" in report.weights_set
+    assert report.weights == {0: 1.0} and report.burn_uid == 0
+    assert report.burn_target == f"the subnet owner {SUBNET_OWNER}"
+    assert report.weights_set == "set for 1 uids (nobody earned: all to the burn uid)"
     assert w.chain.last_weights(NETUID) == {0: 1.0}
+
+
+def test_a_burn_uid_that_earned_is_not_called_a_burn(tmp_path):
+    """SUBNET_BURN_UID may name a miner: its earned weight is not "nobody earned"."""
+    w = World(tmp_path, burn_uid=2, burn_share=0.5)
+    assert w.commit("a", 1) == 2
+    report = w.round()
+    assert report.weights == {2: 1.0} and report.miners[0].verified == 3
+    assert report.weights_set == "set for 1 uids"
 
 
 @pytest.mark.parametrize(

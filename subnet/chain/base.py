@@ -94,6 +94,10 @@ class Chain(Protocol):
 
     def neurons(self, netuid: int) -> Sequence[Neuron]: ...
 
+    def subnet_owner(self, netuid: int) -> str | None:
+        """The subnet owner's hotkey (`SubtensorModule.SubnetOwnerHotkey`): the burn target."""
+        ...
+
     def commitments(self, netuid: int) -> Sequence[RawCommitment]: ...
 
     def commit(self, netuid: int, data: bytes) -> int:

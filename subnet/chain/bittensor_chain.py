@@ -7,7 +7,8 @@ Calls used (checked against bittensor 11.3.0):
   snapshot queries of `SubtensorModule.Uids`, `WeightsSetRateLimit` and `LastUpdate` for the
   weights preflight; `ValidatorPermit`, `TotalHotkeyAlpha`, `StakeThreshold`, `WeightsVersionKey`
   and `CommitRevealWeightsEnabled` for the validator's standing; `System.BlockHash[0]` (the
-  genesis hash) as the network's identity; `SubtensorModule.Weights` to confirm a reveal.
+  genesis hash) as the network's identity; `SubtensorModule.Weights` to confirm a reveal;
+  `SubtensorModule.SubnetOwnerHotkey` for the burn target (the owner's uid, never an assumed 0).
 - commit: `sub.submit_call(bt.calls.Commitments.set_commitment(netuid=..., info={"fields":
   [{"Raw<n>": data}]}), wallet, signer="hotkey")` — one Raw field, signed by the hotkey.
 - weights: `sub.execute(bt.SetWeights(netuid=..., weights={uid: w}, version_key=...), wallet)`;
@@ -178,6 +179,13 @@ class BittensorChain:
         return [
             Neuron(n.uid, n.hotkey, bool(n.validator_permit), int(n.last_update)) for n in graph.neurons
         ]
+
+    def subnet_owner(self, netuid: int) -> str | None:
+        """The owner hotkey subtensor records when the subnet is registered (and the owner may
+        change with `set_sn_owner_hotkey`); its uid is where burned weight goes."""
+        owner = self._run(f"read the owner of netuid {netuid}",
+                          lambda sub: sub.query(_SubtensorModule.SubnetOwnerHotkey, [netuid]))
+        return str(owner) if owner else None
 
     def commitments(self, netuid: int) -> list[RawCommitment]:
         entries = self._run(

@@ -4,6 +4,12 @@ It keeps what the validator reads from a real subnet (registered hotkeys and uid
 commitment per hotkey with its block, weights written) and enforces the same rules that matter to
 callers: only registered hotkeys commit or set weights, a commitment is at most 128 bytes, and
 weights respect a rate limit in blocks. Every write is one block.
+
+Like subtensor, a subnet comes into being with its owner: the owner's hotkey is its first neuron
+(`do_register_network` appends it, then records it as `SubnetOwnerHotkey`; opentensor/subtensor,
+pallets/subtensor/src/subnets/subnet.rs). So on a fresh devchain the owner holds uid 0 and every
+miner and validator registers after it. The owner's devchain identity, `subnet-owner`, has no `/`:
+no `--wallet.name`/`--wallet.hotkey` pair can sign as it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Mapping
 from subnet.chain.base import ChainError, Neuron, NotRegistered, RawCommitment, Standing, WeightsRateLimited, WeightsReceipt
 
 MAX_COMMITMENT_BYTES = 128
+SUBNET_OWNER = "subnet-owner"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -28,6 +35,7 @@ CREATE TABLE IF NOT EXISTS commitments (
   PRIMARY KEY (netuid, hotkey));
 CREATE TABLE IF NOT EXISTS stakes (
   netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, stake REAL NOT NULL, PRIMARY KEY (netuid, hotkey));
+CREATE TABLE IF NOT EXISTS owners (netuid INTEGER PRIMARY KEY, hotkey TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS weights (
   netuid INTEGER NOT NULL, hotkey TEXT NOT NULL, block INTEGER NOT NULL,
   version_key INTEGER NOT NULL, weights TEXT NOT NULL);
@@ -95,6 +103,10 @@ class DevChain:
         ).fetchall()
         return [Neuron(uid, hk, bool(permit), last) for uid, hk, permit, last in rows]
 
+    def subnet_owner(self, netuid: int) -> str | None:
+        row = self._db.execute("SELECT hotkey FROM owners WHERE netuid=?", (netuid,)).fetchone()
+        return None if row is None else str(row[0])
+
     def commitments(self, netuid: int) -> list[RawCommitment]:
         rows = self._db.execute(
             "SELECT c.hotkey, n.uid, c.block, c.data FROM commitments c "
@@ -120,7 +132,10 @@ class DevChain:
         self._db.execute("INSERT OR REPLACE INTO stakes VALUES (?, ?, ?)", (netuid, hotkey, float(stake)))
 
     def register(self, netuid: int, hotkey: str, validator_permit: bool = False) -> int:
-        """Register `hotkey` on `netuid` (idempotent; a permit asked for is granted); returns its uid."""
+        """Register `hotkey` on `netuid` (idempotent; a permit asked for is granted); returns its uid.
+
+        The first registration on a netuid creates the subnet, its owner first (uid 0)."""
+        self._ensure_owner(netuid)
         row = self._db.execute(
             "SELECT uid FROM neurons WHERE netuid=? AND hotkey=?", (netuid, hotkey)
         ).fetchone()
@@ -128,6 +143,9 @@ class DevChain:
             if validator_permit:
                 self._db.execute("UPDATE neurons SET validator_permit=1 WHERE netuid=? AND uid=?", (netuid, row[0]))
             return int(row[0])
+        return self._append_neuron(netuid, hotkey, validator_permit)
+
+    def _append_neuron(self, netuid: int, hotkey: str, validator_permit: bool = False) -> int:
         uid = self._db.execute(
             "SELECT COALESCE(MAX(uid) + 1, 0) FROM neurons WHERE netuid=?", (netuid,)
         ).fetchone()[0]
@@ -136,6 +154,16 @@ class DevChain:
         )
         self._advance()
         return int(uid)
+
+    def _ensure_owner(self, netuid: int) -> None:
+        """The subnet's owner, registered before anyone else (uid 0 on a new subnet; on a file from
+        before owners existed, the next free uid, so no miner is ever taken for the owner)."""
+        if self.subnet_owner(netuid) is not None:
+            return
+        row = self._db.execute("SELECT 1 FROM neurons WHERE netuid=? AND hotkey=?", (netuid, SUBNET_OWNER)).fetchone()
+        if row is None:
+            self._append_neuron(netuid, SUBNET_OWNER)
+        self._db.execute("INSERT INTO owners VALUES (?, ?)", (netuid, SUBNET_OWNER))
 
     def commit(self, netuid: int, data: bytes) -> int:
         self._require_registered(netuid)

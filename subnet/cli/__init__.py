@@ -5,6 +5,10 @@ them all, so the package root is the only module that knows every command."""
 
 from __future__ import annotations
 
+import inspect
+
+import typer
+
 from subnet.cli.app import app
 
 
@@ -26,6 +30,33 @@ def _register() -> None:
 
     if all(group.typer_instance is not miner_app for group in app.registered_groups):
         app.add_typer(miner_app, name="miner")  # once, whichever module defines miner commands
+    _reflow_help(app)
+
+
+def reflow(doc: str | None) -> str | None:
+    """A docstring as `--help` should show it: each paragraph one line, so the terminal wraps it
+    at its own width instead of at the source's line breaks. Indented lines and list items keep
+    their own lines."""
+    if not doc:
+        return doc
+    paragraphs = []
+    for block in inspect.cleandoc(doc).split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not line.startswith((" ", "-", "*", "\b")):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_help(typer_app: typer.Typer) -> None:
+    for command in typer_app.registered_commands:
+        command.help = reflow(command.help or inspect.getdoc(command.callback))
+    for group in typer_app.registered_groups:
+        group.help = reflow(group.help or group.typer_instance.info.help)
+        _reflow_help(group.typer_instance)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -12,14 +13,18 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column
 
 from subnet.util import aio
 from subnet.cli.app import app
+from subnet.cli.steps import RichSteps
+from subnet.cli.tables import leaderboard_table, spread_table
 from subnet.config import Settings
 from subnet.dryrun.run import default_env_dirs, dry_run_rounds, runnable_defaults, spread
 from subnet.dryrun.runtimes import choose_dry_run_mode, dry_run_runtime
-from subnet.runtime.factory import RuntimeUnavailable
+from subnet.protocol import InfraFault
+from subnet.runtime.factory import RuntimeUnavailable, fit_refusal
+from subnet.util.progress import listening
 from subnet.validator.report import RoundReport
 
 
@@ -73,8 +78,13 @@ def dry_run_command(
             err.print(f"note: {note}", style="yellow", markup=False)
     try:
         runtime = dry_run_runtime(chosen, settings)
-    except RuntimeUnavailable as exc:
-        err.print(f"[red]error:[/] {exc}")
+        refusal = fit_refusal(runtime, settings, dry_run=True) if chosen == "docker" else ""
+    except (RuntimeUnavailable, InfraFault) as exc:
+        err.print(f"error: {exc}", style="red", markup=False)
+        raise typer.Exit(2)
+    if refusal:
+        getattr(runtime, "close", lambda: None)()
+        err.print(f"error: {refusal}", markup=False)
         raise typer.Exit(2)
     try:
         reports = _run_with_progress(env_dirs, runtime, settings, rounds, err)
@@ -102,42 +112,36 @@ def print_rented(r: dict, console: Console) -> None:
 
 
 def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console) -> list[RoundReport]:
+    """Rounds with a task bar and, on a terminal, a live line per image build; elsewhere each
+    build step is one plain line on stderr."""
     total = len(env_dirs) * settings.tasks * rounds
-    columns = (TextColumn("[bold]round"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+               BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         job = bar.add_task("tasks", total=total)
-        return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+        steps = RichSteps(bar) if console.is_terminal else _plain_steps(console)
+        with listening(steps):
+            return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+
+
+def _plain_steps(console: Console):
+    def show(who: str, what: str, done: bool) -> None:
+        console.print(f"{who}: {what}", markup=False, highlight=False)
+
+    return show
 
 
 def print_spread(rows: list[dict], console: Console) -> None:
-    table = Table(title=f"spread over {rows[0]['rounds'] if rows else 0} rounds (p50 latency per round; score and weight range)")
-    for column in ("env", "p50 ms min", "median", "max", "score", "weight", "worst accuracy"):
-        table.add_column(column, justify="left" if column == "env" else "right", no_wrap=column == "env")
-    ms = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    for r in rows:
-        table.add_row(r["env"], ms(r["p50_ms_min"]), ms(r["p50_ms_median"]), ms(r["p50_ms_max"]),
-                      f"{r['score_min']:.3f}–{r['score_max']:.3f}", f"{r['weight_min']:.3f}–{r['weight_max']:.3f}",
-                      f"{r['accuracy_min']:.2f}")
-    console.print(table)
+    console.print(spread_table(rows))
 
 
 def print_report(report: RoundReport, console: Console) -> None:
     if report.skipped:
         console.print(report.skipped, markup=False)
         return
-    table = Table(title=f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner")
-    for column in ("uid", "env", "verified", "accuracy", "p50 ms", "score", "weight", "faults"):
-        left = column in ("env", "faults")
-        table.add_column(column, justify="left" if left else "right", no_wrap=column == "env")
-    for m in sorted(report.miners, key=lambda m: -m.weight):
-        faults = ", ".join(f"{k}×{v}" for k, v in m.faults.items()) or "-"
-        p50 = f"{m.latency_ms_p50:.1f}" if m.latency_ms_p50 is not None else "-"
-        table.add_row(str(m.uid), m.env, f"{m.verified}/{m.tasks}", f"{m.accuracy:.2f}", p50,
-                      f"{m.score:.3f}", f"{m.weight:.3f}", faults)
-    console.print(table)
-    for m in report.miners:
-        if m.reason:
-            console.print(f"  uid {m.uid} ({m.env}): {m.reason}", style="dim", markup=False)
+    title = f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner"
+    miners = sorted((asdict(m) for m in report.miners), key=lambda m: (-m["weight"], m["uid"]))
+    console.print(leaderboard_table(miners, title=title))
     for r in report.rejected:
         console.print(f"  ignored commitment of {r['hotkey']}: {r['reason']}", style="yellow", markup=False)
-    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s")
+    console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s", markup=False)

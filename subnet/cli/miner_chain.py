@@ -89,8 +89,10 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
     from subnet.runtime.images import is_local
 
     ref = parse_image_ref(image_ref)
-    if is_local(ref) or (local_chain and not is_loopback_registry(ref.registry)):
-        return  # a dry-run reference, or a devchain one outside this machine: nothing to ask
+    if is_local(ref):
+        return verify_in_local_store(ref, local_chain)
+    if local_chain and not is_loopback_registry(ref.registry):
+        return  # a devchain reference outside this machine: nothing to ask
 
     async def facts():
         client = registry_client()
@@ -104,10 +106,31 @@ def verify_in_registry(image_ref: str, hotkey: str, local_chain: bool = False) -
     except MinerFault as exc:
         _fail(f"not committed: {exc.detail} (commit the digest `subnet miner push` printed, not the local image id)")
     except InfraFault as exc:
-        _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or pass --no-verify")
+        _fail(f"not committed: cannot verify {ref.pinned}: {exc}; retry, or commit it unverified: "
+              f"subnet miner commit {ref.pinned} --no-verify (with the same --network and --wallet options)")
     if found.hotkey and found.hotkey != hotkey:
         _fail(f"not committed: the image is labelled for hotkey {found.hotkey}, not {hotkey}; "
               "validators would score this commitment as a copy")
+
+
+def verify_in_local_store(ref, local_chain: bool) -> None:
+    """A `local.invalid/…@sha256:<image id>` reference names an image in this machine's Docker
+    store (`subnet miner build` prints it): only the devchain takes one, and only if it exists."""
+    from subnet.miner.build import DockerUnavailable, docker_client
+    from subnet.runtime.images import find_local
+
+    if not local_chain:
+        _fail(f"not committed: {ref.pinned} exists only on this machine (local.invalid); push the image "
+              f"(subnet miner push IMAGE --repo REGISTRY/REPO) and commit the digest it prints", code=2)
+    try:
+        found = find_local(docker_client(), ref)
+    except Exception as exc:  # noqa: BLE001 - no daemon, or it failed: either way nothing is known
+        why = exc if isinstance(exc, DockerUnavailable) else f"{type(exc).__name__}: {exc}"
+        _fail(f"not committed: cannot check the local Docker store for {ref.digest[:19]}…: {why}; "
+              "start Docker, or add --no-verify to `subnet miner commit`")
+    if found is None:
+        _fail(f"not committed: no image {ref.digest} in the local Docker store; build it with "
+              f"`subnet miner build DIR --tag NAME --json` and commit the \"reference\" it prints")
 
 
 def _open(network: str, wallet_name: str, wallet_hotkey: str, wallet_path: Optional[str], settings: Settings):

@@ -7,6 +7,7 @@ silently for a real wallet.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,13 +26,16 @@ from subnet.chain.factory import DEVCHAIN, ensure_devchain_registered, open_chai
 from subnet.state.first_seen import FirstSeenStore
 from subnet.chain.preflight import check_ready
 from subnet.cli.app import app
+from subnet.cli.steps import RichSteps
 from subnet.config import Settings
+from subnet.protocol import InfraFault
 from subnet.state.home_lock import HomeBusy, HomeLock
 from subnet.validator.observability import configure_logging, start_observability
-from subnet.runtime.factory import RuntimeUnavailable, make_runtime
+from subnet.runtime.factory import RuntimeUnavailable, fit_refusal, make_runtime
 from subnet.state.files import legacy_state_path, open_subnet_store, subnet_state_path
 from subnet.state.db import StateError, check_integrity, describe
 from subnet.state.store import Store
+from subnet.util.progress import listening
 from subnet.util.text import one_line
 from subnet.validator.admission import ImageInspector
 from subnet.validator.loop import ValidatorLoop
@@ -88,6 +92,11 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except HomeBusy as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2)
+    if devchain and not {"n", "depth"} & settings.model_fields_set:
+        # The one-machine loop runs on a laptop: the production size needs a GPU (docs/challenge.md).
+        settings = settings.model_copy(update={"n": settings.dry_run_n, "depth": settings.dry_run_depth})
+        err.print(f"note: devchain: tasks at the dry-run size {settings.n}×{settings.depth} "
+                  f"(SUBNET_N and SUBNET_DEPTH choose another, e.g. the production 12800×2)", markup=False)
     try:
         chain = open_chain(settings.network, wallet_name, wallet_hotkey, wallet_path, settings)
         if devchain:
@@ -96,8 +105,12 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
         check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
         runtime = make_runtime(mode.value, settings, allow_local=devchain)
-    except (RuntimeUnavailable, ChainError, OSError) as exc:
-        err.print(f"error: {one_line(str(exc), 400)}", markup=False)
+        refusal = fit_refusal(runtime, settings) if mode is ValidatorMode.docker else ""
+        if refusal:
+            getattr(runtime, "close", lambda: None)()
+            raise RuntimeUnavailable(refusal)
+    except (RuntimeUnavailable, ChainError, InfraFault, OSError) as exc:
+        err.print(f"error: {one_line(str(exc), 800)}", markup=False)
         raise typer.Exit(1)
     except sqlite3.Error as exc:  # the devchain's file
         err.print(f"error: {describe(exc, settings.devchain_path)}", markup=False)
@@ -115,7 +128,8 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
             _print_summary(r, Console())
 
     try:
-        stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
+        with _step_display(err, settings.log_json):
+            stopped = aio.run(serve(loop, interval, report, once, settings.stop_grace))
         written = bool(stopped) or loop.validator.results.flush()  # --once: a last try to write
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
@@ -134,6 +148,19 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
         err.print(f"[red]error:[/] results of round(s) {', '.join(map(str, loop.unwritten_rounds()))} "
                   f"could not be written to {store.path} (see the log line above)")
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _step_display(err: Console, json_logs: bool):
+    """Image pulls as live lines on a terminal; elsewhere (or with JSON logs) as log lines."""
+    if not err.is_terminal or json_logs:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as progress:
+        with listening(RichSteps(progress)):
+            yield
 
 
 def _open_store(settings: Settings, chain: Chain, err: Console) -> Store:
@@ -178,8 +205,9 @@ def _env_file_sets_network() -> bool:
 
 
 def _print_summary(report: RoundReport, console: Console) -> None:
-    """The round as a table that fits 80 columns (shortened image references, score kept)."""
-    from subnet.cli.validator_status import leaderboard_table
+    """The round as a table that fits 80 columns (shortened image references, score kept, every
+    fault with its reason)."""
+    from subnet.cli.tables import leaderboard_table
 
     data = report.to_json()
     miners = sorted(data["miners"], key=lambda m: (-m["weight"], m["uid"]))

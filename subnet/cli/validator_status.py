@@ -2,7 +2,8 @@
 
 Leaderboard (the last round's miners), recent rounds, cache hits, Basilica spend and the last
 weights sent. Works with no chain and no running validator: it only reads `SUBNET_HOME`.
-Human tables fit 80 columns: image references are shortened, the score column is never dropped.
+Human tables fit 80 columns (`subnet.cli.tables`): image references are shortened, the score and
+weight are never dropped, and every fault is shown with its reason.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from subnet.cli.tables import leaderboard_table, rounds_table, short_ref  # noqa: F401 (short_ref: re-exported)
 from subnet.cli.validator import validator_app
 from subnet.config import Settings
 from subnet.compute.ledger import Spend
@@ -22,38 +23,6 @@ from subnet.validator.observability import leaderboard, ledger_spend_split
 from subnet.state.files import StoreFile, find_subnet_stores
 from subnet.state.store import Store
 from subnet.state.identity import validator_identity
-
-
-def short_ref(ref: str, width: int = 28) -> str:
-    """`ghcr.io/acme/env:tag@sha256:<64 hex>` → `acme/env@3f2a9c1b` (at most `width` chars)."""
-    name, _, digest = ref.partition("@")
-    name = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
-    parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        parts = parts[1:]  # the registry host: the digest already pins the content
-    short = "/".join(parts)
-    tail = f"@{digest.split(':', 1)[-1][:8]}" if digest else ""
-    room = max(4, width - len(tail))
-    if len(short) > room:
-        short = "…" + short[-(room - 1):]
-    return short + tail
-
-
-def leaderboard_table(miners: list[dict[str, Any]], title: str = "") -> Table:
-    table = Table(title=title or None, expand=False)
-    for column in ("uid", "miner", "ok", "p50 ms", "score", "weight", "faults"):
-        right = column not in ("miner", "faults")
-        # The score and weight columns never shrink away; the faults column gives way first.
-        table.add_column(column, justify="right" if right else "left", no_wrap=column != "faults",
-                         overflow="ellipsis", max_width=28 if column == "miner" else None)
-    for m in miners:
-        faults = ", ".join(f"{k}×{v}" for k, v in (m.get("faults") or {}).items()) or "-"
-        p50 = m.get("latency_ms_p50")
-        cached = "*" if m.get("cached") else ""
-        table.add_row(str(m["uid"]), short_ref(m.get("env") or m.get("digest", ""), width=27) + cached,
-                      f"{m.get('verified', 0)}/{m.get('tasks', 0)}", f"{p50:.1f}" if p50 is not None else "-",
-                      f"{m.get('score', 0):.3f}", f"{m.get('weight', 0):.3f}", faults)
-    return table
 
 
 @validator_app.command("status")
@@ -108,16 +77,7 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
     console.print(f"{payload['network']} · netuid {payload['netuid']} · round {board.get('round')} "
                   f"at block {board.get('block')}", markup=False)
     console.print(leaderboard_table(board["miners"], title="leaderboard (* = scored from cache)"))
-    table = Table(title="recent rounds")
-    for column in ("round", "block", "ran", "cached", "age", "weights"):
-        table.add_column(column, justify="left" if column == "weights" else "right",
-                         overflow="ellipsis", no_wrap=column != "weights")
-    now = time.time()
-    for r in payload["recent_rounds"]:
-        age = f"{(now - r['started_at']) / 60:.0f}m" if r.get("started_at") else "-"
-        table.add_row(str(r["round"]), str(r["block"]), str(r.get("evaluated") or 0), str(r.get("cached") or 0),
-                      age, r.get("weights") or (f"abandoned: {r['abandoned']}" if r.get("abandoned") else "(unfinished)"))
-    console.print(table)
+    console.print(rounds_table(payload["recent_rounds"], time.time()))
     cache = payload["cache"]
     total = cache["evaluated"] + cache["cached"]
     rate = f"{cache['cached'] / total:.0%}" if total else "-"
@@ -127,6 +87,15 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
         confirmed = f", confirmed at {last['confirmed_block']}" if last["confirmed_block"] else ""
         console.print(f"last weights: {last['status']} at block {last['block']} for "
                       f"{len(last['weights'])} uids{confirmed}", markup=False)
+    console.print(burn_line(board), markup=False)
+
+
+def burn_line(board: dict[str, Any]) -> str:
+    """Where weight goes when nobody earns (and SUBNET_BURN_SHARE), as the last round found it."""
+    uid, who = board.get("burn_uid"), board.get("burn_target") or ""
+    if uid is None:
+        return f"burn uid: none ({who}); set SUBNET_BURN_UID" if who else "burn uid: not recorded yet"
+    return f"burn uid: {uid} ({who})" if who else f"burn uid: {uid}"
 
 
 def _spend(spent: Spend) -> dict[str, Any]:

@@ -11,10 +11,13 @@ import asyncio
 import contextlib
 import dataclasses
 import re
+import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
 
+from subnet.util.progress import step
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
+from subnet.util.text import one_line
 
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", re.IGNORECASE | re.MULTILINE)
 
@@ -26,21 +29,41 @@ class BuildingDockerRuntime:
         self.inner = inner  # a DockerRuntime that accepts local references
         self.tag_prefix = tag_prefix
 
+    def __getattr__(self, name: str) -> Any:  # the inner runtime's GPUs, limits, housekeeping
+        return getattr(self.inner, name)
+
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[Any]:
         from subnet.miner.build import BuildFailed, DockerUnavailable, InvalidEnv, build_env_image
 
         tag = f"{self.tag_prefix}/uid{submission.uid}:{submission.digest[7:19]}"
+        who = f"uid {submission.uid} {Path(submission.source).name}"
+        started = time.monotonic()
+        step(who, "building the image")
+        outcome = "build failed"
         try:
-            built = await asyncio.to_thread(build_env_image, Path(submission.source), tag)
+            built = await asyncio.to_thread(build_env_image, Path(submission.source), tag, log=_build_steps(who))
+            outcome = f"built {tag}"
         except InvalidEnv as exc:
             raise MinerFault(FaultKind.INVALID_ENV, str(exc)) from None
         except BuildFailed as exc:
             raise MinerFault(FaultKind.INVALID_ENV, f"image build failed: {exc}") from None
         except DockerUnavailable as exc:
             raise InfraFault(str(exc)) from None
+        finally:
+            step(who, f"{outcome} in {time.monotonic() - started:.0f}s", done=True)
         async with self.inner.open(dataclasses.replace(submission, source=built.reference)) as session:
             yield session
+
+
+def _build_steps(who: str):
+    """Docker's build output, reduced to its steps ("[1/2] …", "Step 3/7 : RUN …"): one each."""
+
+    def emit(line: str) -> None:
+        if line.startswith(("[1/2]", "[2/2]", "Step ")):
+            step(who, one_line(line, 120))
+
+    return emit
 
 
 def base_images(env_dirs: Iterable[Path]) -> set[str]:

@@ -67,7 +67,8 @@ def runnable_defaults(env_dirs: Sequence[Path], mode: str) -> tuple[list[Path], 
         names = requirement_names(env_dir)
         if mode in ("process", "basilica"):  # a Basilica dry run's twin runs env folders as processes
             missing = [n for n in names if not _installed(n)]
-            why = f"needs {', '.join(missing)}, not installed in this Python" if missing else ""
+            fix = "pip install -e '.[torch]'" if missing == ["torch"] else f"pip install {' '.join(missing)}"
+            why = f"needs {', '.join(missing)}, not installed in this Python ({fix})" if missing else ""
         else:
             heavy = sorted(HEAVY_IN_DOCKER.intersection(names))
             why = f"its image installs {', '.join(heavy)} (gigabytes, many minutes)" if heavy else ""

@@ -8,6 +8,8 @@ user and the CMD. The result is identified by its local content digest (the imag
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -81,12 +83,13 @@ def build_env_image(
     """
     env_dir = validate_env_dir(Path(env_dir))
     parse_tag(tag)  # reject a bad tag before spending minutes on a build
+    extra = build_labels()
     client = docker_client(client)
     emit = log or (lambda _line: None)
 
     emit(f"[1/2] building {env_dir} with its own Dockerfile")
     base_id = _build(client, "env Dockerfile", emit, path=str(env_dir), dockerfile="Dockerfile",
-                     network_mode=network_mode, nocache=nocache)
+                     network_mode=network_mode, nocache=nocache, labels=extra)
 
     emit("[2/2] adding the affinetes Actor server (pinned PyPI packages)")
     with tempfile.TemporaryDirectory(prefix="subnet-wrapper-") as ctx:
@@ -96,8 +99,23 @@ def build_env_image(
         (root / "server-requirements.txt").write_text(SERVER_REQUIREMENTS)
         (root / "serve.py").write_text(SERVE_PY)
         image_id = _build(client, "Actor wrapper", emit, path=ctx, dockerfile="Dockerfile", tag=tag,
-                          network_mode=network_mode, nocache=nocache, labels=dict(labels or {}))
+                          network_mode=network_mode, nocache=nocache, labels={**extra, **(labels or {})})
     return BuiltImage(tag=tag, image_id=image_id, reference=local_reference(tag, image_id))
+
+
+def build_labels() -> dict[str, str]:
+    """`SUBNET_BUILD_LABELS`: a JSON object of labels put on every image this package builds (both
+    stages), e.g. `{"ci.job": "1234"}` so a CI job can find and remove exactly what it built."""
+    raw = os.environ.get("SUBNET_BUILD_LABELS", "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise BuildFailed(f"SUBNET_BUILD_LABELS is not JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BuildFailed('SUBNET_BUILD_LABELS must be a JSON object of strings, e.g. {"ci.job": "1234"}')
+    return value
 
 
 def _image_config(client: Any, image_id: str) -> dict:

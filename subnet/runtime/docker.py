@@ -33,8 +33,9 @@ from subnet.config import Settings
 from subnet.state.lease import Lease, drop_stale_leases, read_lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.util.progress import step
 from subnet.util.text import one_line
-from subnet.runtime.docker_launch import LaunchSpec, launch
+from subnet.runtime.docker_launch import LaunchSpec, cpu_thread_environment, launch
 from subnet.runtime.docker_net import (
     GuardUnavailable,
     create_network,
@@ -43,6 +44,7 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
+from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
 from subnet.state.identity import validator_identity
@@ -68,6 +70,9 @@ class Reaped:
 
 class DockerSession:
     """An `ActorSession` over one container; names OOM kills and exits when a call fails."""
+
+    gpu_type: str | None = None  # set when the Actor has a GPU: its type and price, for scoring
+    hourly_price: float | None = None
 
     def __init__(self, inner: AffinetesSession, container: Any, memory: str) -> None:
         self._inner = inner
@@ -97,7 +102,7 @@ class DockerSession:
         except Exception:  # noqa: BLE001 - keep the original fault
             return fault
         if state.get("OOMKilled"):
-            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit")
+            return MinerFault(FaultKind.UNREACHABLE, f"OOM-killed: the Actor exceeded its {self._memory} memory limit (SUBNET_DOCKER_MEMORY)")
         if state.get("Status") != "running":
             return MinerFault(FaultKind.UNREACHABLE, f"the Actor container exited with code {state.get('ExitCode')}")
         return fault
@@ -128,6 +133,9 @@ class DockerRuntime:
         self.lease = Lease(self.settings.home, self.run_id)
         self._self_container: Any = None  # set when the validator runs in a container (DooD)
         self._looked_for_self = False
+        self._pool: GpuPool | None = None
+        self._gpus_found = False
+        self._gpu_lock = threading.Lock()
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -152,6 +160,8 @@ class DockerRuntime:
             await _blocking(self.reap_stale)
         image_id = await _blocking(self._resolve, client, submission.source)
         await _blocking(self._guard)
+        gpus = await _blocking(self.gpu_pool)
+        gpu = await gpus.acquire() if gpus else None  # held while the Actor lives
         slot = new_slot()
         base = f"subnet-actor-{self.run_id[:8]}-{slot}"
         spec = LaunchSpec(
@@ -159,8 +169,9 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env=self.settings.forwarded_environment(),
+            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits)},
             start_timeout=self.settings.start_timeout,
+            device_requests=(device_request(gpu),) if gpu else (),
         )
         env = None
         abort = threading.Event()
@@ -168,7 +179,10 @@ class DockerRuntime:
         try:
             env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
-            yield DockerSession(inner, env._backend._container, self.limits.memory)
+            session = DockerSession(inner, env._backend._container, self.limits.memory)
+            if gpu is not None:  # priced like a Basilica box: the GPU it ran on, at the policy's price
+                session.gpu_type, session.hourly_price = gpu.gpu_type, gpu.hourly_price
+            yield session
         finally:
             if env is None:
                 # Cancelled mid-start: stop the health wait and let the start thread finish, so
@@ -180,6 +194,35 @@ class DockerRuntime:
                 await _release(env)
             # Shielded: even a cancelled round finishes removing what it created.
             await asyncio.shield(_blocking(self._remove_slot, client, slot))
+            if gpu is not None:
+                gpus.release(gpu)
+
+    # -- GPUs ----------------------------------------------------------------------------------
+    def gpu_pool(self) -> GpuPool | None:
+        """This host's GPUs for Actors (found once; None without any). Blocking. Raises InfraFault
+        with one line when GPU settings cannot be honoured (see `docker_gpus.discover`)."""
+        with self._gpu_lock:  # Actors open concurrently: one discovery, one pool
+            return self._find_gpus()
+
+    def _find_gpus(self) -> GpuPool | None:
+        if not self._gpus_found:
+            client = self._connect()
+            try:
+                gpus = discover(client.info(), self.limits.gpus, self.limits.gpu_type, self.settings.local_gpu_price)
+            except GpuUnavailable as exc:
+                raise InfraFault(str(exc)) from None
+            self._pool = GpuPool(gpus, self.limits.actors_per_gpu) if gpus else None
+            self._gpus_found = True
+            if gpus:
+                log.info("Actors get a GPU each: %s", ", ".join(f"{g.device_id} {g.gpu_type} ${g.hourly_price:g}/h"
+                                                                 for g in gpus))
+        return self._pool
+
+    @property
+    def dedicated_hardware(self) -> bool:
+        """With GPUs each Actor holds its own GPU while it runs and starts its tasks when ready
+        (Actors waiting for a GPU could never all be up at once)."""
+        return self._pool is not None
 
     # -- housekeeping ------------------------------------------------------------------------
     def reap_stale(self) -> Reaped:
@@ -271,13 +314,25 @@ class DockerRuntime:
                 raise InfraFault(f"local image {ref.digest[:19]} is not in the image store (subnet miner build)")
             if image is None and not self.limits.pull:
                 raise InfraFault(f"{ref.pinned} is not in the local image store and pulling is off")
-            return (image or pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout)).id
+            return (image or self._pull(client, ref)).id
         except PullFailed as exc:
             raise InfraFault(str(exc)) from None
         except InfraFault:
             raise
         except Exception as exc:  # noqa: BLE001 - daemon errors are infra
             raise InfraFault(f"looking up {ref.pinned}: {one_line(exc)}") from None
+
+    def _pull(self, client: Any, ref: Any) -> Any:
+        who, started = f"pull {ref.repository}@{ref.digest[7:19]}", time.monotonic()
+        step(who, "pulling")
+        try:
+            image = pull(client, ref, self.settings.pull_stall_timeout, self.settings.pull_timeout,
+                         lambda done: step(who, f"pulling: {done / 2**20:.0f} MiB so far"))
+        except PullFailed:
+            step(who, f"failed after {time.monotonic() - started:.0f}s", done=True)
+            raise
+        step(who, f"pulled in {time.monotonic() - started:.0f}s", done=True)
+        return image
 
     def _guard(self) -> None:
         try:

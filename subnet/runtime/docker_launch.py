@@ -52,6 +52,7 @@ class LaunchSpec:
     labels: Mapping[str, str]
     env: Mapping[str, str] = field(default_factory=dict)  # allowlisted variables only
     start_timeout: float = 60.0
+    device_requests: tuple = ()  # docker DeviceRequests: the Actor's GPU, if it has one
 
 
 def hardening(spec: LaunchSpec, limits: DockerSettings) -> dict[str, Any]:
@@ -80,7 +81,25 @@ def hardening(spec: LaunchSpec, limits: DockerSettings) -> dict[str, Any]:
     )
     if limits.user:
         kwargs["user"] = limits.user
+    if spec.device_requests:
+        kwargs["device_requests"] = list(spec.device_requests)
     return kwargs
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu_thread_environment(limits: DockerSettings) -> dict[str, str]:
+    """Thread counts matching the container's CPU limit. Inside a container every host core is
+    visible, so numpy's OpenBLAS (and torch) start one thread per host core; under a CPU quota
+    smaller than that they use the period's quota early and then wait, throttled, for the next
+    period (100 ms by default: `cpu.cfs_period_us`) — tens of milliseconds added to a short call.
+    These run-time variables win over an image's own ENV; an Actor that wants other counts sets
+    them in its code (e.g. `torch.set_num_threads`)."""
+    if not limits.cpu_threads:
+        return {}
+    threads = str(max(1, int(limits.cpus)))
+    return {name: threads for name in THREAD_VARIABLES}
 
 
 def launch(spec: LaunchSpec, limits: DockerSettings, abort: threading.Event | None = None) -> Any:
@@ -141,14 +160,24 @@ def _classify(exc: BaseException, watch: _StartWatch, spec: LaunchSpec) -> Excep
         return MinerFault(FaultKind.START_FAILED, "the container exited as soon as it started")
     if any(s in text for s in ("OCI runtime", "executable file not found", "exec format error", "no such file or directory")):
         return MinerFault(FaultKind.START_FAILED, f"the image's command cannot run: {one_line(text)}")
-    return InfraFault(f"starting the Actor container failed: {one_line(text)}")
+    said = _daemon_said(exc)  # dockerd's own words, not the request URL around them
+    if "could not select device driver" in said:
+        return InfraFault(f"the Docker daemon cannot give the Actor a GPU: {said} (install the NVIDIA Container "
+                          f"Toolkit for this daemon, or set SUBNET_DOCKER_GPUS=none)")
+    return InfraFault(f"starting the Actor container failed: {one_line(said or text, 300)}")
+
+
+def _daemon_said(exc: BaseException) -> str:
+    """The daemon's error message (docker's APIError `explanation`) anywhere in the chain, or ""."""
+    found = next((e for e in exception_chain(exc) if getattr(e, "explanation", None)), None)
+    return one_line(found.explanation, 300) if found is not None else ""
 
 
 
 def _describe_exit(container: Any) -> str:
     state = container.attrs.get("State", {})
     if state.get("OOMKilled"):
-        return "OOM-killed at start (memory limit)"
+        return "OOM-killed at start (the memory limit, SUBNET_DOCKER_MEMORY)"
     why = f"exited at start with code {state.get('ExitCode')}"
     try:
         tail = container.logs(tail=5).decode("utf-8", "replace").strip().splitlines()

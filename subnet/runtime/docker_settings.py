@@ -21,11 +21,28 @@ class DockerSettings(BaseSettings):
     memory: str = Field("2g", description="Memory limit per Actor container (docker size: 512m, 2g); no swap on top")
     cpus: float = Field(1.0, gt=0, description="CPUs per Actor container")
     pids: int = Field(256, ge=16, description="Process/thread limit per Actor container")
+    cpu_threads: bool = Field(
+        True,
+        description=(
+            "Tell each Actor its CPU limit through OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS "
+            "(a BLAS that starts one thread per host core under a smaller CPU quota is throttled for "
+            "most of every 100 ms scheduling period)"
+        ),
+    )
     tmpfs_size: str = Field("64m", description="Size of the writable /tmp (the root filesystem is read-only)")
     user: str = Field(
         "10001:10001",
         description="uid[:gid] the Actor runs as (numeric, so it exists in any image); empty = the image's USER",
     )
+    gpus: str = Field(
+        "auto",
+        description=(
+            "GPUs for Actors: auto (the daemon's NVIDIA runtime, GPUs listed by nvidia-smi), none, or "
+            "device indexes/UUIDs such as 0,1 (subnet.runtime.docker_gpus)"
+        ),
+    )
+    gpu_type: str = Field("", description="GPU model when nvidia-smi cannot name it here, e.g. 'RTX A4000'")
+    actors_per_gpu: int = Field(1, ge=1, description="Actors sharing one GPU at a time (1: a GPU of its own)")
     pull: bool = Field(True, description="Pull a registry image that is not in the local store")
     attach_to: str = Field(
         "",

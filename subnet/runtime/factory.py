@@ -50,7 +50,12 @@ def basilica_runtime(settings: Settings):
     from subnet.runtime.basilica import BasilicaRuntime
 
     try:
-        client = BasilicaGPUClient(load_settings(), ledger=Ledger(settings.ledger_path))
+        basilica = load_settings()
+        if basilica.api_token is None or not basilica.api_token.get_secret_value().strip():
+            # `validator run` has no --api-key option (unlike `subnet gpus`): name what exists.
+            raise RuntimeUnavailable("Basilica mode needs an API token: set BASILICA_API_TOKEN in the environment "
+                                     "or in .env (create one with `basilica tokens create`; docs/operator.md)")
+        client = BasilicaGPUClient(basilica, ledger=Ledger(settings.ledger_path))
         runtime = BasilicaRuntime(DeploymentClient(client), settings)
         reclaimed = runtime.reclaim_forgotten()
     except (ConfigError, BasilicaError) as exc:
@@ -60,3 +65,19 @@ def basilica_runtime(settings: Settings):
 
         logging.getLogger(__name__).warning("deleted %d deployment(s) a previous run left behind", len(reclaimed))
     return runtime
+
+
+def fit_refusal(runtime, settings: Settings, dry_run: bool = False) -> str:
+    """Why the Docker runtime cannot run this task size, in one line naming what to set, or "".
+
+    With GPUs, a GPU must hold the task; without, the Actor's memory limit and CPUs must
+    (arithmetic: `subnet.runtime.sizing`). Blocking (reads the daemon's GPUs once); raises
+    InfraFault when the GPU settings cannot be honoured."""
+    from subnet.runtime.sizing import cpu_fit_refusal, gpu_fit_refusal
+
+    pool = runtime.gpu_pool()
+    if pool is not None:
+        return gpu_fit_refusal(settings.n, [g.memory_gib for g in pool.gpus], "--n" if dry_run else "SUBNET_N")
+    limits = runtime.limits
+    smaller = "--n 256 --depth 4" if dry_run else "SUBNET_N=256 SUBNET_DEPTH=4"
+    return cpu_fit_refusal(settings.n, settings.depth, limits.memory, limits.cpus, settings.call_timeout, smaller)

@@ -21,13 +21,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
 log = logging.getLogger(__name__)
 
 STALL_MIN_BYTES = 256 * 1024
+REPORT_EVERY_S = 5.0
 
 
 class PullTimedOut(Exception):
@@ -82,8 +83,10 @@ def daemon_endpoint() -> tuple[httpx.BaseTransport, str] | None:
     return None
 
 
-def stream_pull(client: Any, repository: str, tag: str, stall_s: float, total_s: float) -> None:
-    """Pull `repository:tag` through the daemon; raises PullTimedOut or PullRefused."""
+def stream_pull(client: Any, repository: str, tag: str, stall_s: float, total_s: float,
+                report: Callable[[int], None] | None = None) -> None:
+    """Pull `repository:tag` through the daemon; raises PullTimedOut or PullRefused. `report` is
+    told the bytes so far, at most every `REPORT_EVERY_S` seconds."""
     from docker.auth import get_config_header, resolve_repository_name
 
     endpoint = daemon_endpoint()
@@ -100,6 +103,7 @@ def stream_pull(client: Any, repository: str, tag: str, stall_s: float, total_s:
     timeout = httpx.Timeout(stall_s, connect=10.0)  # a read that waits stall_s for any byte ends
     deadline = time.monotonic() + total_s
     progress = Progress(stall_s)
+    reported = time.monotonic()
     with httpx.Client(transport=transport, base_url=base, timeout=timeout) as http:
         url = f"/v{client.api.api_version}/images/create"
         try:
@@ -111,6 +115,9 @@ def stream_pull(client: Any, repository: str, tag: str, stall_s: float, total_s:
                     _raise_on_error(event)
                     progress.record(event)
                     progress.check()
+                    if report is not None and time.monotonic() - reported >= REPORT_EVERY_S:
+                        reported = time.monotonic()
+                        report(progress.total)
                     if time.monotonic() > deadline:
                         raise PullTimedOut(f"took longer than {total_s:g}s ({progress.total} bytes so far)")
         except httpx.ReadTimeout:

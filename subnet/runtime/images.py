@@ -74,7 +74,7 @@ def find_local(client: Any, ref: ImageRef) -> Any | None:
     return image
 
 
-def pull(client: Any, ref: ImageRef, stall_s: float = 60.0, total_s: float = 900.0) -> Any:
+def pull(client: Any, ref: ImageRef, stall_s: float = 60.0, total_s: float = 900.0, report=None) -> Any:
     """Pull `ref` by digest under deadlines (`subnet.runtime.image_pull`); raises `PullFailed`
     with one line on any failure: a stall, the total cap, or an error from the daemon or registry."""
     import docker.errors
@@ -83,7 +83,7 @@ def pull(client: Any, ref: ImageRef, stall_s: float = 60.0, total_s: float = 900
 
     repository = f"{ref.registry}/{ref.repository}"
     try:
-        stream_pull(client, repository, ref.digest, stall_s, total_s)
+        stream_pull(client, repository, ref.digest, stall_s, total_s, report)
         return client.images.get(ref.pinned)
     except (PullTimedOut, PullRefused) as exc:
         raise PullFailed(f"pull {ref.pinned}: {one_line(str(exc))}") from None

@@ -53,6 +53,8 @@ class Metrics:
                                 "When the last round finished", registry=r)
         self.last_round_id = Gauge("subnet_last_successful_round", "Id of the last finished round", registry=r)
         self.last_weights_block = Gauge("subnet_last_weights_block", "Block of the last weights sent", registry=r)
+        self.weight = Gauge("subnet_weight", "Weight per uid computed by the last round (sent or not)", ["uid"],
+                            registry=r)
         self.in_round = False  # for /health, kept beside the gauges
         self.last_round_at: float | None = None
 
@@ -83,6 +85,9 @@ class Metrics:
         self.weights.labels(status).inc()
         if receipt is not None:
             self.last_weights_block.set(receipt.block)
+        self.weight.clear()  # a uid no longer weighted must not keep its old value
+        for uid, value in report.weights.items():
+            self.weight.labels(str(uid)).set(value)
         self.last_round_at = time.time()
         self.last_round.set(self.last_round_at)
         self.last_round_id.set(report.round_id)
@@ -124,7 +129,8 @@ def leaderboard(store_path: Path) -> dict[str, Any]:
     for miner in miners:
         miner["smoothed"] = round(scores.get(miner.get("hotkey", ""), 0.0), 6)
     return {"round": report.get("round_id"), "block": report.get("block"), "challenge": report.get("challenge"),
-            "miners": miners, "weights": report.get("weights", {}), "weights_set": report.get("weights_set")}
+            "miners": miners, "weights": report.get("weights", {}), "weights_set": report.get("weights_set"),
+            "burn_uid": report.get("burn_uid"), "burn_target": report.get("burn_target", "")}
 
 
 def ledger_spend(ledger_path: Path, owner: str) -> float:

@@ -24,6 +24,7 @@ class MinerReport:
     faults: dict[str, int]
     reason: str = ""
     cached: bool = False  # scored from a stored evaluation of this digest, not run this round
+    reasons: dict[str, str] = field(default_factory=dict)  # fault kind → the first reason of that kind
 
     @classmethod
     def from_outcome(cls, outcome: MinerOutcome, score: float, weight: float, cached: bool = False) -> "MinerReport":
@@ -45,6 +46,7 @@ class MinerReport:
             faults=outcome.faults,
             reason=outcome.first_reason,
             cached=cached,
+            reasons=outcome.reasons,
         )
 
 
@@ -64,6 +66,8 @@ class RoundReport:
     cached: int = 0  # miners scored from stored results
     reveal: str = ""  # commit-reveal subnets: what became of the last committed weights
     skipped: str = ""  # why the whole round was skipped (a spending limit), one line
+    burn_uid: int | None = None  # where burned weight went (the subnet owner's uid unless configured)
+    burn_target: str = ""  # whose uid that is, e.g. "the subnet owner subnet-owner"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -78,6 +78,16 @@ class MinerOutcome:
     def first_reason(self) -> str:
         return next((t.reason for t in self.tasks if t.reason), "")
 
+    @property
+    def reasons(self) -> dict[str, str]:
+        """The first reason given for each fault kind (infrastructure as `infra`)."""
+        found: dict[str, str] = {}
+        for t in self.tasks:
+            kind = "infra" if t.infra else t.fault.value if t.fault else None
+            if kind and t.reason and kind not in found:
+                found[kind] = t.reason
+        return dict(sorted(found.items()))
+
 
 ProgressFn = Callable[[Submission, TaskOutcome], None]
 

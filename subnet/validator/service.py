@@ -53,6 +53,19 @@ class Unresolvable(Exception):
         self.kind = kind
 
 
+@dataclass(frozen=True)
+class BurnTarget:
+    uid: int | None  # None: nowhere to burn (the owner's hotkey is not registered)
+    who: str  # why this uid, for the report and `validator status`
+
+
+@dataclass(frozen=True)
+class Payout:
+    weights: dict[int, float]
+    burn: BurnTarget
+    nobody_earned: bool
+
+
 @dataclass
 class RoundPlan:
     """Who runs this round, who copied whom, and which commitments were ignored and why."""
@@ -162,8 +175,9 @@ class Validator:
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
         neurons = await asyncio.to_thread(self.chain.neurons, netuid)
         smoothed = self._smooth(outcomes, raw, neurons, round_id)
-        weights = self._weights(smoothed, neurons)
-        outcome_line, receipt = await asyncio.to_thread(self._set_weights, weights)
+        payout = await asyncio.to_thread(self._weights, smoothed, neurons)
+        weights = payout.weights
+        outcome_line, receipt = await asyncio.to_thread(self._set_weights, payout)
         if receipt is not None:
             self.results.record(lambda: self.store.record_weights(round_id, receipt.block, receipt.status, weights,
                                                                   receipt.reveal_round))
@@ -186,6 +200,8 @@ class Validator:
             evaluated=len(evaluated),
             cached=len(reused),
             reveal=reveal,
+            burn_uid=payout.burn.uid,
+            burn_target=payout.burn.who,
         )
         summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
                    "rejected": len(plan.rejected), "weights_status": outcome_line,
@@ -248,15 +264,41 @@ class Validator:
         self.results.save_smoothed_scores(smoothed, round_id)
         return smoothed
 
-    def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> dict[int, float]:
+    def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> Payout:
         registered = {n.hotkey: n.uid for n in neurons}
         by_uid = {uid: smoothed[hk] for hk, uid in registered.items() if hk in smoothed}
         s = self.settings
-        weights = scoring.weights(by_uid, power=s.power, burn_share=s.burn_share, burn_uid=s.burn_uid)
-        # Nobody earned: all weight to the burn uid, so this validator never goes stale on chain.
-        return weights or {s.burn_uid: 1.0}
+        burn = self._burn_target(neurons)
+        if burn.uid is None and s.burn_share > 0:
+            log.warning("no burn uid (%s): SUBNET_BURN_SHARE is not applied this round", burn.who)
+        if not any(score > 0 for score in by_uid.values()):
+            # Nobody earned: all weight to the burn uid, so this validator never goes stale on chain.
+            return Payout({} if burn.uid is None else {burn.uid: 1.0}, burn, nobody_earned=True)
+        share = s.burn_share if burn.uid is not None else 0.0
+        weights = scoring.weights(by_uid, power=s.power, burn_share=share, burn_uid=burn.uid or 0)
+        return Payout(weights, burn, nobody_earned=False)
 
-    def _set_weights(self, weights: dict[int, float]) -> tuple[str, WeightsReceipt | None]:
+    def _burn_target(self, neurons: Sequence[Neuron]) -> BurnTarget:
+        """Where burned weight goes: SUBNET_BURN_UID when set, else the subnet owner's uid as the
+        chain records it (on the devchain the owner holds uid 0; on a real subnet it is wherever
+        the owner's hotkey is registered, never an assumed 0)."""
+        if self.settings.burn_uid is not None:
+            return BurnTarget(self.settings.burn_uid, "SUBNET_BURN_UID")
+        try:
+            owner = self.chain.subnet_owner(self.settings.netuid)
+        except ChainError as exc:
+            return BurnTarget(None, f"the subnet owner could not be read: {one_line(str(exc))}")
+        uid = next((n.uid for n in neurons if owner and n.hotkey == owner), None)
+        if uid is None:
+            who = f"the subnet owner's hotkey {owner} holds no uid" if owner else "the chain names no subnet owner"
+            return BurnTarget(None, who)
+        return BurnTarget(uid, f"the subnet owner {owner}")
+
+    def _set_weights(self, payout: Payout) -> tuple[str, WeightsReceipt | None]:
+        weights = payout.weights
+        if not weights:
+            return (f"not set: nobody earned and there is no burn uid ({payout.burn.who}); "
+                    f"set SUBNET_BURN_UID"), None
         try:
             receipt = self.chain.set_weights(self.settings.netuid, weights, self.settings.version_key)
         except WeightsRateLimited as exc:
@@ -264,7 +306,7 @@ class Validator:
         except ChainError as exc:
             log.warning("set_weights failed: %s", exc)
             return f"not set: {exc}", None
-        burn = " (nobody earned: all to the burn uid)" if set(weights) == {self.settings.burn_uid} else ""
+        burn = " (nobody earned: all to the burn uid)" if payout.nobody_earned else ""
         if receipt is not None and receipt.status == "committed":
             return f"committed for {len(weights)} uids at block {receipt.block}; reveal pending{burn}", receipt
         return f"set for {len(weights)} uids{burn}", receipt

@@ -17,6 +17,7 @@ import bittensor as bt
 from bittensor.balance import Balance
 
 MAX_FIELDS = 3
+OWNER_HOTKEY = "5SubnetOwnerHotkey"
 _RAW = re.compile(r"^Raw(\d+)$")
 
 
@@ -41,6 +42,7 @@ class Subnet:
     weights_version_key: int = 0
     stakes: dict[str, int] = field(default_factory=dict)  # hotkey -> alpha, in rao
     pending_reveals: dict[str, bytes] = field(default_factory=dict)  # hotkey -> timelocked commit
+    owner_hotkey: str = ""  # SubtensorModule.SubnetOwnerHotkey
 
 
 class FakeSubstrate:
@@ -62,8 +64,15 @@ class FakeSubstrate:
         self.stake_threshold = 0  # rao; the chain-wide minimum stake to set weights
 
     # -- test setup ----------------------------------------------------------------------------
-    def add_subnet(self, netuid: int, **params: Any) -> Subnet:
+    def add_subnet(self, netuid: int, owner: str | None = OWNER_HOTKEY, **params: Any) -> Subnet:
+        """A subnet as `register_network` leaves it: the owner's hotkey is its first neuron (uid 0)
+        and is recorded as `SubnetOwnerHotkey` (opentensor/subtensor,
+        pallets/subtensor/src/subnets/subnet.rs, `do_register_network` steps 12 and "ownership").
+        `owner=None` leaves the storage at its default (no owner hotkey registered here)."""
         self.subnets[netuid] = Subnet(**params)
+        if owner is not None:
+            self.subnets[netuid].owner_hotkey = owner
+            self.register(netuid, owner)
         return self.subnets[netuid]
 
     def register(self, netuid: int, hotkey: str, coldkey: str = "", permit: bool = False) -> int:
@@ -141,6 +150,9 @@ class FakeSubstrate:
             return self.genesis if params == [0] else None
         if (module, storage_function) == ("SubtensorModule", "StakeThreshold"):
             return self.stake_threshold
+        if (module, storage_function) == ("SubtensorModule", "SubnetOwnerHotkey"):
+            net = self.subnets.get(params[0])
+            return (net.owner_hotkey or None) if net else None
         if (module, storage_function) == ("SubtensorModule", "TotalHotkeyAlpha"):
             net = self.subnets.get(params[1])
             return net.stakes.get(params[0], 0) if net else 0
@@ -201,7 +213,7 @@ class FakeSubstrate:
         return {
             "netuid": params[0], "name": list(b"fake"), "symbol": list(b"F"), "block": self.head,
             "tempo": 360, "last_step": self.head - 10, "blocks_since_last_step": 10,
-            "owner_hotkey": net.hotkeys[0] if net.hotkeys else "", "owner_coldkey": "",
+            "owner_hotkey": net.owner_hotkey, "owner_coldkey": "",
             "network_registered_at": 1, "num_uids": len(net.hotkeys), "max_uids": 256,
             "hotkeys": list(net.hotkeys), "coldkeys": list(net.coldkeys),
             "validator_permit": list(net.permits), "last_update": list(net.last_update),

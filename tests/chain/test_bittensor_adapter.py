@@ -10,7 +10,7 @@ from subnet.chain.bittensor_chain import Backoff, BittensorChain
 from subnet.chain.factory import open_chain
 
 from .conftest import DIGEST_A, NETUID
-from .fake_substrate import Submitted
+from .fake_substrate import OWNER_HOTKEY, Submitted
 
 REF = f"ghcr.io/acme/matrix-miner:v1@{DIGEST_A}"
 
@@ -20,7 +20,7 @@ def hotkey_of(wallet) -> str:
 
 
 def register_team(node, wallets, miners: int = 3) -> None:
-    """uid 0: the validator (with permit); uids 1..: miners."""
+    """uid 0: the subnet owner (registered with the subnet); 1: the validator (with permit); 2..: miners."""
     node.register(NETUID, hotkey_of(wallets["validator"]), permit=True)
     node.register(NETUID, hotkey_of(wallets["miner"]))
     for i in range(2, miners + 1):
@@ -46,7 +46,7 @@ def test_commit_is_one_raw_field_signed_by_the_hotkey_and_reads_back_with_its_bl
     ]
     assert hotkey_of(miner) != miner.coldkeypub.ss58_address
     assert block == node.head
-    assert chain.commitments(NETUID) == [RawCommitment(hotkey_of(miner), 1, block, data)]
+    assert chain.commitments(NETUID) == [RawCommitment(hotkey_of(miner), 2, block, data)]
 
 
 def test_commitments_read_back_sorted_by_block_with_uids_and_raw_bytes(node, wallets, make_chain):
@@ -59,8 +59,8 @@ def test_commitments_read_back_sorted_by_block_with_uids_and_raw_bytes(node, wal
 
     assert got == [
         RawCommitment("5Gone", None, 700, b"gone/x@" + DIGEST_A.encode()),
-        RawCommitment("5Miner2", 2, 800, b"\xff\xfe not utf-8"),
-        RawCommitment("5Miner3", 3, 900, b"late/x@" + DIGEST_A.encode()),
+        RawCommitment("5Miner2", 3, 800, b"\xff\xfe not utf-8"),
+        RawCommitment("5Miner3", 4, 900, b"late/x@" + DIGEST_A.encode()),
     ]
 
 
@@ -90,14 +90,16 @@ def test_chain_side_dispatch_error_is_a_chain_error_and_is_not_retried(node, wal
 # -- metagraph --------------------------------------------------------------------------------
 def test_neurons_come_from_the_metagraph(node, wallets, make_chain):
     register_team(node, wallets, miners=2)
-    node.subnets[NETUID].last_update[0] = 950
+    node.subnets[NETUID].last_update[1] = 950
     chain = make_chain(wallets["validator"])
 
     assert chain.neurons(NETUID) == [
-        Neuron(0, hotkey_of(wallets["validator"]), True, 950),
-        Neuron(1, hotkey_of(wallets["miner"]), False, 0),
-        Neuron(2, "5Miner2", False, 0),
+        Neuron(0, OWNER_HOTKEY, False, 0),
+        Neuron(1, hotkey_of(wallets["validator"]), True, 950),
+        Neuron(2, hotkey_of(wallets["miner"]), False, 0),
+        Neuron(3, "5Miner2", False, 0),
     ]
+    assert chain.subnet_owner(NETUID) == OWNER_HOTKEY
     assert chain.current_block() == node.head
     assert chain.hotkey == hotkey_of(wallets["validator"])
 
@@ -121,12 +123,12 @@ def test_set_weights_sends_u16_values_for_the_uids_with_the_version_key(node, wa
             signer=hotkey_of(wallets["validator"]),
         )
     ]
-    assert node.subnets[NETUID].last_update[0] == node.head
+    assert node.subnets[NETUID].last_update[1] == node.head
 
 
 def test_weights_inside_the_rate_limit_raise_without_composing_anything(node, wallets, make_chain):
     register_team(node, wallets)
-    node.subnets[NETUID].last_update[0] = node.head - 10  # limit is 100 blocks
+    node.subnets[NETUID].last_update[1] = node.head - 10  # limit is 100 blocks
     chain = make_chain(wallets["validator"])
 
     with pytest.raises(WeightsRateLimited) as info:
@@ -138,7 +140,7 @@ def test_weights_inside_the_rate_limit_raise_without_composing_anything(node, wa
 
 def test_weights_are_set_once_the_window_has_passed(node, wallets, make_chain):
     register_team(node, wallets)
-    node.subnets[NETUID].last_update[0] = node.head - 100
+    node.subnets[NETUID].last_update[1] = node.head - 100
     make_chain(wallets["validator"]).set_weights(NETUID, {1: 1.0}, version_key=1)
     assert [s.function for s in node.submitted] == ["set_mechanism_weights"]
 
@@ -220,7 +222,7 @@ def test_weights_that_landed_before_the_drop_are_not_sent_again(node, wallets, m
     node.drop_after_apply = 1
     make_chain(wallets["validator"]).set_weights(NETUID, {1: 1.0}, version_key=1)
     assert [s.function for s in node.submitted] == ["set_mechanism_weights"]
-    assert node.subnets[NETUID].last_update[0] > 0
+    assert node.subnets[NETUID].last_update[1] > 0
     assert sleeps == [0.5]
 
 

@@ -184,8 +184,8 @@ def test_commitments_read_through_the_sdk_scan_end_to_end(node, wallets, make_ch
 
     scan = scan_commitments(make_chain(wallets["validator"]).commitments(NETUID), FirstSeenStore(tmp_path / "s.sqlite"))
 
-    assert [(c.uid, c.hotkey, c.block, str(c.image)) for c in scan.accepted] == [(0, "5Author", 100, GOOD)]
-    assert [(c.uid, c.hotkey, c.owner_hotkey) for c in scan.copies] == [(1, "5Copier", "5Author")]
+    assert [(c.uid, c.hotkey, c.block, str(c.image)) for c in scan.accepted] == [(1, "5Author", 100, GOOD)]
+    assert [(c.uid, c.hotkey, c.owner_hotkey) for c in scan.copies] == [(2, "5Copier", "5Author")]  # uid 0: the owner
     assert {(r.hotkey, r.kind) for r in scan.rejected} == {
         ("5Shell", cm.HOSTILE), ("5Bytes", cm.ENCODING), ("5Tag", cm.TAG_ONLY), ("5Gone", cm.UNREGISTERED),
     }

@@ -73,22 +73,22 @@ def test_a_bad_reference_exits_nonzero_with_one_line_saying_why(home, ref, says)
 def test_devchain_commit_registers_the_miner_and_the_validator_reads_it_back(home):
     first = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1", "--json", "--no-verify")
     assert first.exit_code == 0, first.output
-    assert first.stderr == "devchain: registered alice/hk1 as uid 0 on netuid 3\n"
+    assert first.stderr == "devchain: registered alice/hk1 as uid 1 on netuid 3\n"  # uid 0: the owner
     out = json.loads(first.stdout)
     assert out["hotkey"] == "alice/hk1" and out["data"] == REF and out["bytes"] == 100
 
     # A second miner copies the digest under another name; registering again is silent.
     copier = f"docker.io/bob/stolen@{DIGEST_A}"
     second = invoke("commit", copier, "--netuid", "3", "--network", "devchain", "--wallet.name", "bob", "--json", "--no-verify")
-    assert second.exit_code == 0 and "bob/default as uid 1" in second.stderr
+    assert second.exit_code == 0 and "bob/default as uid 2" in second.stderr
     again = invoke("commit", REF, "--netuid", "3", "--network", "devchain", "--wallet.name", "alice", "--wallet.hotkey", "hk1",
                    "--no-verify")
     assert again.exit_code == 0 and again.stderr == "" and "committed" in again.stdout
 
     chain = DevChain(home / "devchain.sqlite")
     raws = chain.commitments(3)
-    assert raws[0] == RawCommitment("bob/default", 1, out["block"] + 2, copier.encode())
-    assert {(c.hotkey, c.uid, c.data) for c in raws} == {("alice/hk1", 0, REF.encode()), ("bob/default", 1, copier.encode())}
+    assert raws[0] == RawCommitment("bob/default", 2, out["block"] + 2, copier.encode())
+    assert {(c.hotkey, c.uid, c.data) for c in raws} == {("alice/hk1", 1, REF.encode()), ("bob/default", 2, copier.encode())}
 
     # The validator's first scan sees alice's latest block (after bob's), so without memory bob
     # would own the digest — the first-seen store written by an earlier scan prevents that.
@@ -213,3 +213,15 @@ def test_on_a_real_network_any_registry_is_asked(monkeypatch):
     with pytest.raises(Exception) as failed:  # typer.Exit after the one-line error
         module.verify_in_registry(REF, "5Me", local_chain=False)
     assert getattr(failed.value, "exit_code", None) == 1
+
+
+def test_a_local_reference_is_refused_on_a_real_network(capsys):
+    import typer
+
+    from subnet.cli.miner_chain import verify_in_registry
+
+    with pytest.raises(typer.Exit) as refused:
+        verify_in_registry(f"local.invalid/my-env:dev@{DIGEST_A}", "5Hotkey", local_chain=False)
+    assert refused.value.exit_code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "exists only on this machine" in line and "subnet miner push IMAGE --repo" in line

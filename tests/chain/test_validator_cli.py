@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,16 @@ def test_a_validator_short_of_stake_is_refused_before_any_runtime_starts(home, m
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("error")]
     assert line == ("error: not validating on netuid 1 (devchain) as validator/default: "
                     "stake 0 is below the minimum 1000 to set weights")
+
+
+def test_basilica_mode_without_a_token_names_options_that_exist(home, monkeypatch):
+    for name in ("BASILICA_API_TOKEN", "BASILICA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    result = invoke("validator", "run", "--network", "devchain", "--wallet.name", "validator", "--mode", "basilica",
+                    "--once")
+    assert result.exit_code == 1
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
+    assert line.startswith("error: Basilica mode needs an API token: set BASILICA_API_TOKEN")
+    assert "--api-key" not in result.output  # `validator run` has no such option
+    for option in re.findall(r"--[a-z][a-z.-]+", result.output):
+        assert option in invoke("validator", "run", "--help").output

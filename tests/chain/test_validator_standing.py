@@ -37,7 +37,7 @@ def test_standing_reads_permit_stake_threshold_and_version_key(node, wallets, ma
     net.weights_version_key = 1005
     node.stake_threshold = 1_000_000_000_000
     standing = make_chain(wallets["validator"]).standing(NETUID)
-    assert (standing.uid, standing.validator_permit) == (1, True)
+    assert (standing.uid, standing.validator_permit) == (2, True)  # after the owner (0) and 5Other
     assert standing.stake == 2500 and standing.min_stake == 1000
     assert standing.weights_version_key == 1005 and standing.commit_reveal is False
 
@@ -90,7 +90,7 @@ def test_commit_reveal_reports_committed_then_confirms_the_reveal(node, wallets,
     second = round_()  # not revealed yet
     assert second.reveal == f"reveal of round {first.round_id} pending"
 
-    node.reveal(NETUID, {1: 65535})  # the chain reveals at the drand round
+    node.reveal(NETUID, {2: 65535})  # uid 0: the owner, 1: this validator, 2: the miner  # the chain reveals at the drand round
     third = round_()
     assert third.reveal.startswith(f"reveal of round {second.round_id} confirmed at block")
 

@@ -1,8 +1,9 @@
 """Session fixtures for the Docker tests: the local base image, the reference env's Actor image,
 the hostile images, and runtimes that prove they left nothing behind.
 
-Images are built once per session (and cached by Docker across sessions under `subnet-test/*`
-tags); every container and network a test creates is labelled and checked for leaks.
+Images are built once per session (Docker's layer cache makes later sessions quick), labelled with
+this session's id and removed when it ends (tests/session_images.py); every container and network
+a test creates is labelled and checked for leaks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from subnet.runtime.docker import DockerRuntime
 from subnet.runtime.docker_settings import DockerSettings
 
 from docker_support import BASE_TAG, IMAGES, REPO, TEST_LABEL, TIMINGS, leftovers
+from session_images import session_labels
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -71,7 +73,7 @@ def hostile_image(docker_client, base_image) -> BuiltImage:
 def _derived(docker_client, folder: str, base: BuiltImage) -> str:
     image, _ = docker_client.images.build(
         path=str(IMAGES / folder), tag=f"subnet-test/{folder}:latest", buildargs={"BASE": base.image_id},
-        rm=True, forcerm=True, pull=False,
+        rm=True, forcerm=True, pull=False, labels=session_labels(),
     )
     return f"local.invalid/subnet-test/{folder}@{image.id}"
 

@@ -3,6 +3,10 @@ containers, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from subnet.state.identity import validator_identity
@@ -46,3 +50,16 @@ def test_docker_round_leaves_no_container_or_network(docker_round, docker_client
     _, identity = docker_round
     # Only this run's: other validators and test runs share the daemon.
     assert owned_by(docker_client, identity) == ([], [])
+
+
+def test_a_docker_dry_run_off_a_terminal_prints_one_line_per_build_step(docker_client, base_image, tmp_path):
+    env = make_env(tmp_path, "honest")
+    done = subprocess.run([sys.executable, "-m", "subnet", "dry-run", "--mode", "docker", "--env", str(env),
+                           "--tasks", "2", "--n", "64", "--depth", "2"], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "SUBNET_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert "uid 2 honest: building the image" in lines
+    assert "uid 2 honest: [1/2] building " + str(env) + " with its own Dockerfile" in lines
+    assert any(line.startswith("uid 2 honest: Step 1/") for line in lines)
+    assert any(line.startswith("uid 2 honest: built subnet-dry-run/uid2:") for line in lines)

@@ -7,6 +7,7 @@ import pytest
 
 from subnet.miner.build import _build
 from docker_support import REPO
+from session_images import session_labels
 
 pytestmark = pytest.mark.docker
 
@@ -17,7 +18,7 @@ TAG = "subnet-test/validator:latest"
 def validator_image(docker_client, base_image):
     # network host: pip and apt reach PyPI and Debian as every other build here does
     image_id = _build(docker_client, "validator image", lambda _line: None, path=str(REPO), dockerfile="Dockerfile",
-                      tag=TAG, network_mode="host")
+                      tag=TAG, network_mode="host", labels=session_labels())
     return docker_client.images.get(image_id)
 
 
