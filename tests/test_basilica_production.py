@@ -106,7 +106,7 @@ def test_a_lost_create_answer_on_a_server_without_names_still_pays_for_one_deplo
     runtime, ledger = runtime_for(tmp_path)
     twin.fault("POST /deployments", 504, after=True)
     (outcome,) = round_with(runtime, uids=(1,)).values()
-    assert all(t.verified for t in outcome.tasks)
+    assert all(t.verified for t in outcome.tasks), outcome.tasks
     creates = twin.requests("POST", "/deployments")
     assert len(creates) == 2 and creates[0]["body"]["instanceName"] == creates[1]["body"]["instanceName"]
     assert len({r["path"] for r in twin.requests("DELETE")}) == 1  # one deployment existed, one was deleted
