@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     forward_env: list[str] = Field(default_factory=list, description="Env var names forwarded to miner Actors (allowlist)")
     local_gpu_price: float | None = Field(None, gt=0, description="$/h of one local GPU in Docker mode (default: the GPU policy's typical price)")
 
+    # Basilica: from create to a healthy Actor; sized in subnet/compute/start_budget.py (a failing pull
+    # gets 300 s, then scheduling and the route). Past it, a deployment whose Actor never ran for
+    # `start_timeout` is Basilica's fault (infra), never the miner's.
+    basilica_start_timeout: float = Field(600.0, gt=0, description="Deadline for a Basilica deployment to serve, seconds")
     # Basilica budget guard: a round that would break one is skipped whole (docs/operator.md)
     max_deployments: int | None = Field(None, ge=1, description="Deployments alive at once (a round starts one per image)")
     max_round_spend: float | None = Field(None, gt=0, description="Dollars per round, at the recorded price, upper bound")

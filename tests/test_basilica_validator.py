@@ -36,6 +36,19 @@ def test_dry_run_in_basilica_mode_pays_honest_envs_only(tmp_path):
     assert miners["raises"]["faults"] == {"error": 3}
     assert miners["exits_at_import"]["faults"] == {"start_failed": 3}
     assert "exited with code 3" in miners["exits_at_import"]["reason"]  # the container's own last line
+    rented = report["basilica"]  # what the dry run rented, and whether its dollars are billed
+    assert (rented["gpu_type"], rented["hourly_price"]) == ("TESLA V100", 0.05)
+    assert rented["deployments_created"] == rented["deployments_deleted"] == 4 and rented["deployments_left"] == 0
+    assert rented["dollars"] > 0 and rented["dollars_source"] == "estimate"
+
+
+def test_dry_run_in_basilica_mode_prints_what_it_rented(tmp_path):
+    env = make_env(tmp_path / "envs", "honest")
+    done = subprocess.run([sys.executable, "-m", "subnet", "dry-run", "--mode", "basilica", "--env", str(env),
+                           "--tasks", "2", "--n", "64", "--depth", "2"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("basilica:"))
+    assert "TESLA V100 at $0.05/h" in line and "1 created, 1 deleted, 0 left" in line and "(estimate)" in line
 
 
 def image(uid: int) -> str:

@@ -133,12 +133,27 @@ def check_disk(home: Path) -> Check:
     return Check("disk", "ok", f"{free:.1f} GiB free at {probe}")
 
 
+def check_spend(home: Path) -> list[Check]:
+    """What the spend ledger says was spent, and whether that figure is billed or an estimate."""
+    path = home.expanduser() / "state.sqlite"
+    if not path.exists():
+        return []
+    import time
+
+    from subnet.compute.ledger import Ledger, spend_of
+
+    with Ledger(path) as ledger:
+        spent = spend_of(ledger.entries(), time.time())
+    return [Check("basilica-spend", "ok", f"{spent.describe()} in {path}")]
+
+
 def run_checks(wallet_name: str, wallet_hotkey: str, wallet_path: Path, network: str, home: Path,
                api_key: str | None = None) -> list[Check]:
     return [
         check_python(),
         check_docker(),
         *check_basilica(api_key),
+        *check_spend(home),
         check_wallet(wallet_name, wallet_hotkey, wallet_path, network),
         check_chain(network),
         check_disk(home),

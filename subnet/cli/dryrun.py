@@ -90,17 +90,27 @@ def dry_run_command(
         raise typer.Exit(2)
     try:
         reports = _run_with_progress(env_dirs, runtime, settings, rounds, err)
+        rented = runtime.summary() if hasattr(runtime, "summary") else None  # `--mode basilica`: what it cost
     finally:
         getattr(runtime, "close", lambda: None)()  # the Basilica twin of `--mode basilica`
     if as_json:
         data = reports[0].to_json() if rounds == 1 else {"rounds": [r.to_json() for r in reports], "spread": spread(reports)}
-        sys.stdout.write(json.dumps(data) + "\n")
+        sys.stdout.write(json.dumps(data | ({"basilica": rented} if rented else {})) + "\n")
         return
     console = Console()
     for report in reports:
         print_report(report, console)
     if rounds > 1:
         print_spread(spread(reports), console)
+    if rented:
+        print_rented(rented, console)
+
+
+def print_rented(r: dict, console: Console) -> None:
+    price = "-" if r["hourly_price"] is None else f"${r['hourly_price']:.2f}/h"
+    console.print(f"basilica: {r['gpu_type'] or '-'} at {price} · deployments {r['deployments_created']} created, "
+                  f"{r['deployments_deleted']} deleted, {r['deployments_left']} left · ${r['dollars']:.6f} "
+                  f"({r['dollars_source']})", markup=False, soft_wrap=True)
 
 
 def _env_folders(paths: List[Path], err: Console) -> list[Path]:

@@ -18,7 +18,8 @@ from rich.console import Console
 from subnet.cli.tables import leaderboard_table, rounds_table, short_ref  # noqa: F401 (short_ref: re-exported)
 from subnet.cli.validator import validator_app
 from subnet.config import NETUID_MAX, Settings
-from subnet.validator.observability import leaderboard, ledger_spend
+from subnet.compute.ledger import Spend
+from subnet.validator.observability import leaderboard, ledger_spend_split
 from subnet.state.files import StoreFile, find_subnet_stores
 from subnet.state.store import Store
 from subnet.state.identity import validator_identity
@@ -62,7 +63,7 @@ def collect_status(chosen: StoreFile, settings: Settings, rounds: int = 5) -> di
         "leaderboard": leaderboard(chosen.path),
         "recent_rounds": recent,
         "cache": cache,
-        "spend_usd": round(ledger_spend(settings.ledger_path, validator_identity(settings.home)), 6),
+        **_spend(ledger_spend_split(settings.ledger_path, validator_identity(settings.home))),
         "last_weights": None if last is None else {
             "round": last.round_id, "block": last.block, "status": last.status,
             "weights": {str(k): round(v, 6) for k, v in sorted(last.weights.items())},
@@ -80,7 +81,7 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
     cache = payload["cache"]
     total = cache["evaluated"] + cache["cached"]
     rate = f"{cache['cached'] / total:.0%}" if total else "-"
-    console.print(f"cache hits {cache['cached']} of {total} ({rate}) · spend ${payload['spend_usd']:.4f}", markup=False)
+    console.print(f"cache hits {cache['cached']} of {total} ({rate}) · spend {payload['spend']}", markup=False)
     last = payload["last_weights"]
     if last:
         confirmed = f", confirmed at {last['confirmed_block']}" if last["confirmed_block"] else ""
@@ -95,6 +96,12 @@ def burn_line(board: dict[str, Any]) -> str:
     if uid is None:
         return f"burn uid: none ({who}); set SUBNET_BURN_UID" if who else "burn uid: not recorded yet"
     return f"burn uid: {uid} ({who})" if who else f"burn uid: {uid}"
+
+
+def _spend(spent: Spend) -> dict[str, Any]:
+    """The spend figure, and whether it is billed or an estimate (list price × time)."""
+    return {"spend_usd": round(float(spent.total), 6), "spend_estimated_usd": round(float(spent.estimated), 6),
+            "spend_source": spent.source, "spend": spent.describe()}
 
 
 def _choose(stores: list[StoreFile], netuid: Optional[int], network: Optional[str]) -> StoreFile | None:

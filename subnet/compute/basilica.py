@@ -27,7 +27,7 @@ import basilica
 
 from subnet.compute.errors import BasilicaError, NotFound, NothingAffordable, PolicyRefused, classify
 from subnet.compute.ledger import Ledger, LedgerEntry
-from subnet.compute.pacer import Pacer
+from subnet.compute.pacer import NORMAL, Pacer
 from subnet.compute.policy import GpuPolicy, Offering, money, parse_rate
 from subnet.compute.settings import BasilicaSettings, ConfigError
 
@@ -89,7 +89,7 @@ class BasilicaGPUClient:
         self.ledger = ledger
         self._sleep = sleep
         self._sdk = basilica.BasilicaClient(base_url=settings.api_url, api_key=settings.token())
-        self._pacer = Pacer(settings.requests_per_minute, settings.request_burst, sleep=sleep)
+        self._pacer = Pacer(settings.requests_per_minute, settings.request_burst)
 
     # ---- offerings -----------------------------------------------------------------------
 
@@ -226,16 +226,17 @@ class BasilicaGPUClient:
         return self.ledger
 
     def _call(self, op: str, fn: Callable, *args, recover: Callable[[], Any] | None = None,
-              attempts: int | None = None, paced: bool = True) -> Any:
+              attempts: int | None = None, paced: bool = True, priority: int = NORMAL) -> Any:
         """Run an SDK call under a deadline; retry 429/5xx/network with doubling backoff (bounded).
 
         `recover` runs before each retry of a non-idempotent call: if it finds the result of the
         failed attempt (e.g. the rental exists under our name), that result is used instead.
+        `priority`: `pacer.URGENT` for deletes and the reads that decide one (they go first).
         """
         attempts = attempts or self.settings.retries
         for attempt in range(1, attempts + 1):
             if paced:  # unpaced: the caller took its token already (see Pacer.try_acquire)
-                self._pacer.acquire()
+                self._pacer.acquire(priority)
             try:
                 return _with_deadline(lambda: fn(*args), self.settings.timeout)
             except Exception as exc:  # noqa: BLE001 - SDK raises builtins; classify() sorts them

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -27,11 +26,10 @@ class RoundCost:
         return (self.hourly_price * self.hours * self.deployments).quantize(Decimal("0.0001"))
 
 
-def expected_hours(start_timeout: float, tasks: int, per_miner: int, call_timeout: float) -> Decimal:
-    """The longest one deployment can live in a round: its start deadline plus every task at its
-    deadline, `per_miner` at a time (the engine's own bounds)."""
-    seconds = start_timeout + math.ceil(tasks / max(per_miner, 1)) * call_timeout
-    return Decimal(str(seconds)) / 3600
+def expected_hours(life_s: float) -> Decimal:
+    """`start_budget.life_bound_s` in hours: the longest one deployment can live in a round (its
+    whole start budget, then every call at its deadline)."""
+    return Decimal(str(life_s)) / 3600
 
 
 def refusal(budget: Budget, cost: RoundCost, balance: Decimal | None) -> str | None:

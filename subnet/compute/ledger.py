@@ -206,6 +206,47 @@ class Ledger:
         return self.entries(kind, LIVE_STATES)
 
 
+# ---- what was spent (pure) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Dollars spent, split by where the figure comes from: `billed` is what Basilica reported (a
+    rental's final cost, a deployment found in the usage history); `estimated` is list price × time,
+    all a deployment ever gets from a server that reports no price for it."""
+
+    billed: Decimal = Decimal(0)
+    estimated: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        return self.billed + self.estimated
+
+    @property
+    def source(self) -> str:
+        """"billed", "estimate", or "partly estimated" (none when nothing was spent)."""
+        if not self.estimated:
+            return "billed"
+        return "partly estimated" if self.billed else "estimate"
+
+    def describe(self) -> str:
+        if not self.estimated:
+            return f"${self.total:.4f} (billed)"
+        if not self.billed:
+            return f"${self.total:.4f} (estimate: list price × time; Basilica reports no price for deployments)"
+        return f"${self.total:.4f} (${self.billed:.4f} billed + ${self.estimated:.4f} estimated at list price)"
+
+
+def spend_of(entries: Iterable[LedgerEntry], now: float) -> Spend:
+    billed = estimated = Decimal(0)
+    for e in entries:
+        if e.total_cost is not None:
+            billed += e.total_cost
+        else:
+            estimated += e.cost_so_far(now)
+    return Spend(billed, estimated)
+
+
 # ---- reconciliation (pure) -------------------------------------------------------------------
 
 

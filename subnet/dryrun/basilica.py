@@ -11,13 +11,14 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, AsyncContextManager, Sequence
 
 from subnet.protocol.commitment import ImageRef
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import DeploymentClient
-from subnet.compute.ledger import Ledger
+from subnet.compute.ledger import Ledger, spend_of
 from subnet.compute.settings import load_settings
 from subnet.config import Settings
 from subnet.protocol import Submission
@@ -53,6 +54,19 @@ class LocalBasilica:
 
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         return await self.runtime.preflight(submissions)
+
+    def summary(self) -> dict[str, Any]:
+        """What the dry run rented: the GPU and its price, deployments created and deleted, and
+        dollars at that price, said to be an estimate unless the (twin's) usage history billed them."""
+        rows = self._ledger.entries("deployment")
+        spent = spend_of(rows, time.time())
+        offering = self.runtime._offering
+        return {"gpu_type": offering.gpu_type if offering else None,
+                "hourly_price": float(offering.box_hourly_rate) if offering else None,
+                "deployments_created": len([r for r in rows if r.remote_id]),
+                "deployments_deleted": len([r for r in rows if r.state == "stopped"]),
+                "deployments_left": len([r for r in rows if r.live]),
+                "dollars": round(float(spent.total), 6), "dollars_source": spent.source}
 
     def close(self) -> None:
         self.twin.stop()

@@ -3,14 +3,20 @@
 affinetes' own basilica mode creates a pod per method call and passes no GPU options, so this
 runtime provisions the deployment itself (`DeploymentClient`: ledger row first, one POST, the
 server's UUID for every later call) and calls the Actor through affinetes' URL executor like every
-other runtime. Deployments are private: each call carries that deployment's share token (from the
-create answer, held in memory only), never the validator's API token; without a token no call is
-sent. Every deployment's friendly name starts with this validator's identity, so after a crash the
-next start deletes exactly what it left (ledger by UUID, plus the listing by name prefix).
+other runtime. Deployments are private because we ask for them so: each call carries that
+deployment's share token (from the create answer, held in memory only), never the validator's API
+token; without a token no call is sent. Every deployment's friendly name starts with this
+validator's identity, so after a crash the next start deletes what it left (ledger by UUID first).
 
-Faults: Basilica errors, nothing affordable, never scheduled, still pulling → infrastructure (costs
-no miner); crash loop, an image the registry says does not exist, or started but never healthy →
-`start_failed` with the container's last log line. See `basilica_watch.judge`.
+Time: a deployment gets the Basilica start budget (`SUBNET_BASILICA_START_TIMEOUT`, sized in
+`compute/start_budget.py`: pulls of minutes are normal); its miner's own clock starts only once
+Basilica shows its container running (the Docker start deadline applies from there). Each Actor has
+its own box, so it starts its tasks as soon as it serves (no barrier).
+
+Faults, by cause (`basilica_judge.py`): a container that crashes by itself, an image the registry
+does not have, an Actor that runs but never answers → the miner; scheduling, pulling, an eviction,
+preemption, a spot reclaim, Basilica errors, nothing affordable → infrastructure. A deployment that
+dies mid-round turns its remaining tasks into infrastructure (`basilica_session.py`).
 
 Price: deployments take no offering id and no price cap; the price we record is the cheapest allowed
 offering's list price for the GPU we asked for, marked as an estimate (docs/operator.md).
@@ -25,28 +31,20 @@ import time
 from decimal import Decimal
 from typing import AsyncIterator, Sequence
 
-import httpx
-
 from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.deployment_client import DeploymentClient
-from subnet.compute.deployments import (
-    CreatedDeployment,
-    DeploymentAccess,
-    DeploymentInfo,
-    DeploymentSpec,
-    friendly_name,
-    ledger_owner,
-    owned_prefix,
-)
+from subnet.compute.deployments import CreatedDeployment, DeploymentSpec, friendly_name, ledger_owner, owned_prefix
 from subnet.compute.errors import BasilicaError
 from subnet.compute.policy import Offering
+from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s, ttl_s
 from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, InfraFault, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
-from subnet.runtime.basilica_watch import DeploymentWatch, blocking, judge
-from subnet.runtime.http_guard import ResponseTooLarge, capped_client
-from subnet.util.text import one_line
+from subnet.runtime.basilica_session import DeploymentSession
+from subnet.runtime.basilica_start import StartWatch, death_check
+from subnet.runtime.basilica_watch import DeploymentWatch, blocking
 from subnet.state.identity import validator_identity
+from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +56,19 @@ class BasilicaRuntime:
     name = "basilica"
     dedicated_hardware = True  # each Actor has its own GPU box: no start barrier (round.py)
 
-    def __init__(self, client: DeploymentClient, settings: Settings, poll_s: float = 3.0) -> None:
+    def __init__(self, client: DeploymentClient, settings: Settings, poll_s: float = 3.0,
+                 budget: StartBudget | None = None) -> None:
         """`poll_s`: one listing (+ one detail read) per cycle, ~40 requests a minute whatever the
-        number of miners: under the 60/min per client of Basilica's public rate limiter."""
+        number of miners: under the 60/min per client of Basilica's public rate limiter.
+        `budget`: the start budget (default from the settings; tests pass a time-scaled one)."""
         self.client = client
         self.settings = settings
         self.identity = validator_identity(settings.home)
+        self.budget = budget or StartBudget(settings.basilica_start_timeout, settings.start_timeout)
         self.watch = DeploymentWatch(client, poll_s=poll_s)
         self._offering: Offering | None = None
         self._offering_at = 0.0
+        self._miners = 1  # this round's deployments (preflight), for the bound on a deployment's calls
 
     @property
     def prefix(self) -> str:
@@ -103,8 +105,9 @@ class BasilicaRuntime:
         except InfraFault as exc:
             return f"round skipped: {exc}"
         s = self.settings
+        self._miners = len(submissions)
         cost = RoundCost(len(submissions), offering.box_hourly_rate,
-                         expected_hours(s.start_timeout, s.tasks, s.per_miner, s.call_timeout))
+                         expected_hours(life_bound_s(self.budget.longest_s, self._calls_s())))
         balance = await self._balance() if s.min_balance is not None else None
         return refusal(Budget(s.max_deployments, _dec(s.max_round_spend), _dec(s.min_balance)), cost, balance)
 
@@ -117,23 +120,29 @@ class BasilicaRuntime:
 
     # ---- the Runtime port ----------------------------------------------------------------
 
+    def _calls_s(self) -> float:
+        s = self.settings
+        return calls_bound_s(self._miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
+
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[AffinetesSession]:
+    async def open(self, submission: Submission) -> AsyncIterator[DeploymentSession]:
         offering = await self._cheapest()
         spec = DeploymentSpec.for_offering(
             offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
             port=ACTOR_PORT, env=self.settings.forwarded_environment(),
-            ttl_seconds=int(self.settings.start_timeout + 3600),
+            ttl_seconds=ttl_s(self.budget.longest_s, self._calls_s()),
         )
         created: CreatedDeployment | None = None
         try:
             created = await self._create(spec, offering)
             self.watch.watch(created.info.id)
-            await self._wait_ready(created)
-            session = AffinetesSession.for_url(created.access.base_url, self.settings.max_response_bytes,
-                                               created.access.query)
-            session.gpu_type = offering.gpu_type
-            session.hourly_price = float(offering.box_hourly_rate)
+            await StartWatch(created, self.watch, self.client, self.budget).until_serving()
+            inner = AffinetesSession.for_url(created.access.base_url, self.settings.max_response_bytes,
+                                             created.access.query)
+            inner.gpu_type = offering.gpu_type
+            inner.hourly_price = float(offering.box_hourly_rate)
+            dep_id = created.info.id
+            session = DeploymentSession(inner, lambda: death_check(self.watch, self.client, dep_id, self.budget))
             try:
                 yield session
             finally:
@@ -166,35 +175,6 @@ class BasilicaRuntime:
             raise InfraFault(f"deployment {spec.name} has no share token: not calling it without one")
         return created
 
-    async def _wait_ready(self, created: CreatedDeployment) -> None:
-        dep_id, timeout = created.info.id, self.settings.start_timeout
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            summary, detail = await self.watch.view(dep_id)
-            if summary is not None and summary.is_ready and await _healthy(created.access):
-                self.watch.mark_ready(dep_id)
-                return
-            fault = await self._fault(detail, dep_id, at_deadline=False) if detail else None
-            if fault is not None:
-                raise fault
-            await asyncio.sleep(min(self.watch.interval, max(0.0, deadline - time.monotonic())))
-        detail = await self.watch.detail(dep_id)
-        if detail is None:
-            raise InfraFault(f"deployment {dep_id} could not be read at its start deadline")
-        if detail.is_ready and await _healthy(created.access):
-            return
-        raise await self._fault(detail, dep_id, at_deadline=True)
-
-    async def _fault(self, detail: DeploymentInfo, dep_id: str, at_deadline: bool) -> Exception | None:
-        """`judge`'s verdict; a miner's start failure is judged again with the container's last log line."""
-        timeout = self.settings.start_timeout
-        verdict = judge(detail, at_deadline, timeout)
-        if verdict is None or isinstance(verdict.fault, InfraFault):
-            return verdict.fault if verdict else None
-        logs = await blocking(self.client.logs_tail, dep_id, 20)
-        last = next((ln for ln in reversed(logs.splitlines()) if ln.strip()), "")
-        return judge(detail, at_deadline, timeout, last_log=last).fault
-
     async def _delete(self, name: str) -> None:
         try:
             closed = await blocking(self.client.delete, name)
@@ -203,19 +183,6 @@ class BasilicaRuntime:
             return
         if not closed:
             log.warning("deployment %s is not yet proven gone; kept in the ledger for reclaim", name)
-
-
-async def _healthy(access: DeploymentAccess | None) -> bool:
-    """GET /health through the share URL, with the token: what the validator's calls will use."""
-    if access is None:
-        return False
-    try:
-        # A capped client on the shared TLS context: a fresh default client loads the CA bundle each time.
-        async with capped_client(64 << 10, connect_timeout=5.0) as client:
-            answer = await asyncio.wait_for(client.get(f"{access.base_url}/health", params=access.query), 5.0)
-            return answer.status_code == 200
-    except (httpx.HTTPError, asyncio.TimeoutError, ResponseTooLarge):
-        return False
 
 
 def _dec(value: float | None) -> Decimal | None:

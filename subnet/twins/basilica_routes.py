@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from subnet.twins.basilica_deployments import TwinDeployment, new_deployment, validate
-from subnet.twins.twin_state import TwinError, TwinState, _public, now_iso
+from subnet.twins.twin_state import TwinError, TwinState, _public, invalid_request, now_iso
 
 
 # ---- API routes: (method, path regex, handler(state, match, query, body) -> (status, payload)) ------
@@ -82,8 +82,11 @@ def _balance(st: TwinState, m, q, body) -> tuple[int, Any]:
 
 
 def _usage(st: TwinState, m, q, body) -> tuple[int, Any]:
-    """SRV `api/routes/billing.rs`: rental-centric usage records. Deployments appear only when a test sets
-    `bill_deployments` (whether today's server bills them here is open)."""
+    """SRV `api/routes/billing.rs` 116-190: rental-centric usage records (active rentals only); `limit`
+    defaults to 50 and above 100 is `BadRequest` ("Limit cannot exceed 100", 127-131). Deployments appear
+    only when a test sets `bill_deployments` (whether today's server bills them here is open)."""
+    if int(q.get("limit", 50) or 50) > 100:
+        raise TwinError(400, "Bad request: Limit cannot exceed 100", "BASILICA_API_BAD_REQUEST")
     records = [{"rental_id": r["rental_id"], "node_id": r["provider_instance_id"], "status": r["status"],
                 "hourly_rate": str(r["hourly_cost"]), "current_cost": r["accumulated_cost"],
                 "start_time": r["created_at"], "last_updated": now_iso()} for r in st.rentals.values()]
@@ -105,22 +108,29 @@ def _create_deployment(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
     deleted one is reactivated under the same UUID (200); otherwise a new one (201)."""
     problem = validate(body)
     if problem:
-        raise TwinError(400, problem)
+        raise invalid_request(problem)
     known = st.ids_by_name.get(body["instanceName"])
     if known in st.deployments:
         return 200, st.detail(st.deployments[known])
-    d = new_deployment(body, st.deployment_url, st.nodes, now_iso(), dep_id=known)
+    d = new_deployment(body, st.deployment_url, st.nodes, now_iso(), dep_id=known,
+                       fate=st.fate_for(body["instanceName"]), share_tokens=st.generation.share_tokens)
     st.deployments[d.id] = d
     st.ids_by_name[d.friendly_name] = d.id
     if st.host is not None and d.node is not None:
-        st.host.start(d.id, body["image"])
+        st.host.start(d.id, body["image"], delay=d.fate.schedule_s + d.fate.pull_s)
     return (200 if known else 201), st.detail(d, with_token=True)
 
 
 def _deployment(st: TwinState, dep_id: str) -> TwinDeployment:
-    if dep_id not in st.deployments:  # by UUID only: a friendly name is not an id
-        raise TwinError(404, f"Deployment {dep_id} not found")
+    if dep_id not in st.deployments:  # by UUID only: a friendly name is not an id (handlers.rs 920-925)
+        raise TwinError(404, "Deployment not found")
     return st.deployments[dep_id]
+
+
+def _deployment_events(st: TwinState, m, q, body) -> tuple[int, Any]:
+    """SRV handlers.rs 1381-1412: the newest `limit` (default 10) events of the deployment's current pods."""
+    d = _deployment(st, m.group(1))
+    return 200, {"events": st.events(d, int(q.get("limit", 10) or 10))}
 
 
 def _get_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
@@ -146,6 +156,8 @@ def _delete_deployment(st: TwinState, m, q, body) -> tuple[int, Any]:
 
 def _regenerate_share_token(st: TwinState, m, q, body) -> tuple[int, Any]:
     d = _deployment(st, m.group(1))
+    if not st.generation.share_tokens:  # SRV has no such route (api/mod.rs 78-95): axum's plain 404
+        return 404, ""
     if not d.private:
         raise TwinError(400, "Deployment is public: it has no share token")
     d.share_token = secrets.token_urlsafe(16)
@@ -177,5 +189,6 @@ ROUTES = [
     ("GET", rf"/deployments/{_SEG}", _get_deployment),
     ("DELETE", rf"/deployments/{_SEG}", _delete_deployment),
     ("GET", rf"/deployments/{_SEG}/logs", _deployment_logs),
+    ("GET", rf"/deployments/{_SEG}/events", _deployment_events),
     ("POST", rf"/deployments/{_SEG}/share-token", _regenerate_share_token),
 ]

@@ -7,10 +7,13 @@ Speaks (all behind `Authorization: Bearer <token>`):
   POST /v2/secure-cloud/rentals/{id-or-name}/stop
   GET|POST|DELETE /ssh-keys   GET /billing/balance   GET /billing/usage   GET /health
   POST /deployments (camelCase; answers with the server's UUID)   GET /deployments   GET|DELETE
-  /deployments/{uuid}   GET /deployments/{uuid}/logs   POST /deployments/{uuid}/share-token
+  /deployments/{uuid}   GET /deployments/{uuid}/logs|events   POST /deployments/{uuid}/share-token
 Modules: `twin_state.py` (state), `basilica_routes.py` (handlers), `basilica_deployments.py` (how
-deployments behave, each behaviour with its source in the real SDK or the last public server),
-`deployment_host.py` (deployments that really run, behind a token-checking front).
+deployments behave, each behaviour with its source in the real SDK or the last public server, in
+either server generation), `basilica_profile.py` (production timings: pulls of minutes, evictions,
+preemption, spot reclaims; time-scaled), `deployment_host.py` (deployments that really run, behind
+a token-checking front). The rate limit (off unless set) counts per client IP or `X-API-Key`, as the
+public server's does, before authentication.
 Errors are the real envelope `{"error": {"code", "message", "timestamp", "retryable"}}` (the server's
 `crates/basilica-api/src/error.rs`).
 
@@ -19,7 +22,7 @@ Test controls (no auth, loopback only): the Python methods of `BasilicaTwin` (`f
 HTTP for the subprocess mode: GET /_twin/requests, GET /_twin/deployments, POST /_twin/faults
 {"route", "faults": [{"status", "delay", "message", "plain", "after", "times"}]}, PUT /_twin/offerings
 [...], POST /_twin/rentals {"offering_id", "name", "status"}, PATCH /_twin/config {"token", "balance",
-"deployment_url", "ready_after_polls", "state_model"}, POST /_twin/reset. Faults queue per route
+"deployment_url", "ready_after_polls", "state_model", "generation"}, POST /_twin/reset. Faults queue per route
 ("METHOD /path", `*` wildcards for the method or a path suffix) and are used once each, in order.
 
 Without an `ActorHost` a deployment reports `url` = `deployment_url` (may contain `{name}`, replaced by
@@ -29,12 +32,11 @@ each deployment's image runs for real and its URL is the token-checking front.
 Caveat: the SDK's `delete_ssh_key()` holds the GIL while it waits, so against an IN-PROCESS twin it
 deadlocks; every other call releases the GIL. Use the subprocess mode for that one call.
 
-CLI: `python -m subnet.twins.basilica_twin --port 8787` (see --help).
+Standalone server (its deployments run by the Docker runtime): `python -m subnet.dryrun.basilica_twin`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import threading
@@ -45,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-from subnet.twins.basilica_deployments import TwinDeployment
+from subnet.twins.basilica_deployments import Generation, TwinDeployment
 from subnet.twins.basilica_routes import ROUTES, _register_ssh_key
 from subnet.twins.deployment_host import ActorHost, BusyServer, DeploymentFront
 from subnet.twins.twin_state import DEFAULT_OFFERINGS, Fault, TwinError, TwinState, _public, now_iso, offering
@@ -53,19 +55,28 @@ from subnet.twins.twin_state import DEFAULT_OFFERINGS, Fault, TwinError, TwinSta
 __all__ = ["BasilicaTwin", "DEFAULT_OFFERINGS", "offering", "serve_twin"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# SRV `crates/basilica-api/src/error.rs` `impl IntoResponse`: codes, and `retryable` true only for the
-# transient kinds (timeouts, upstream/validator communication, service unavailable) — never for 429.
+# SRV `crates/basilica-api/src/error.rs` 163-199 (`error_code`) and 238-300 (`impl IntoResponse`): the code of
+# the usual `ApiError` behind each status (a validation error is INVALID_REQUEST, the billing limit
+# BAD_REQUEST: routes pass their own), and `retryable` (203-235) true only for the transient kinds
+# (timeouts, upstream/validator communication, service unavailable) — never for 429.
 _CODES = {400: "BAD_REQUEST", 401: "AUTH_ERROR", 402: "INSUFFICIENT_BALANCE", 403: "AUTHZ_ERROR",
           404: "NOT_FOUND", 408: "TIMEOUT", 409: "CONFLICT", 429: "RATE_LIMIT", 500: "INTERNAL_ERROR",
-          502: "HTTP_CLIENT_ERROR", 503: "SERVICE_UNAVAILABLE", 504: "TIMEOUT"}
+          502: "HTTP_CLIENT_ERROR", 503: "SERVICE_UNAVAILABLE", 504: "SSH_TIMEOUT"}
 
 
 # ---- HTTP plumbing -----------------------------------------------------------------------------
 
 
 def _error_body(status: int, message: str, code: str | None = None) -> dict:
-    return {"error": {"code": code or f"BASILICA_API_{_CODES.get(status, 'ERROR')}", "message": message,
+    return {"error": {"code": code or f"BASILICA_API_{_CODES.get(status, 'OTHER_ERROR')}", "message": message,
                       "timestamp": now_iso(), "retryable": status in (408, 502, 503, 504)}}
+
+
+def _limiter_key(headers: Any, client_ip: str) -> str:
+    """SRV `api/middleware/rate_limit.rs` 170-200: an `X-API-Key` header if sent, else the client's IP
+    (the SDK sends `Authorization: Bearer`, so in practice: per IP, whatever the token)."""
+    key = headers.get("X-API-Key")
+    return f"key:{key}" if key else f"ip:{client_ip}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,20 +101,25 @@ class _Handler(BaseHTTPRequestHandler):
             st.requests.append({"method": self.command, "path": path, "query": query, "body": body,
                                 "at": time.time()})
         fault = st.next_fault(self.command, path)
-        if fault:
+        if fault and not fault.after:
             time.sleep(fault.delay)
         if fault and fault.status and not fault.after:
             return self._send(fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message))
-        auth = self.headers.get("Authorization") or ""
-        if path != "/health" and auth != f"Bearer {st.token}":
-            code = "BASILICA_API_AUTH_MISSING" if not auth else "BASILICA_API_AUTH_INVALID"
-            return self._send(401, _error_body(401, "Invalid or missing API token", code))
-        if st.over_rate_limit(auth):  # SRV error.rs: RateLimitExceeded → 429, retryable false, no Retry-After
+        # The rate limit is the outer layer (SRV `api/middleware/mod.rs` 31-52), before authentication.
+        if st.over_rate_limit(_limiter_key(self.headers, self.client_address[0])):
+            # error.rs: RateLimitExceeded → 429, retryable false, no Retry-After
             return self._send(429, _error_body(429, "Too many requests. Please try again later.",
                                                 "BASILICA_API_RATE_LIMIT"))
+        auth = self.headers.get("Authorization") or ""
+        if path != "/health" and auth != f"Bearer {st.token}":
+            # SRV `api/middleware/auth.rs`: `ApiError::Authentication` (BASILICA_API_AUTH_ERROR) either way
+            why = "Missing Authorization header" if not auth else "Invalid API key"
+            return self._send(401, _error_body(401, f"Authentication error: {why}", "BASILICA_API_AUTH_ERROR"))
         answer = self._route(st, path, query, body)
-        if fault and fault.status and fault.after:
-            answer = fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message)
+        if fault and fault.after:  # the work is done; the answer comes late, or as an error
+            time.sleep(fault.delay)
+            if fault.status:
+                answer = fault.status, fault.message if fault.plain else _error_body(fault.status, fault.message)
         self._send(*answer)
 
     def _route(self, st: TwinState, path: str, query: dict, body: Any) -> tuple[int, Any]:
@@ -114,7 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
                     with st.lock:
                         return handler(st, match, query, body)
                 except TwinError as exc:
-                    return exc.status, _error_body(exc.status, exc.message)
+                    return exc.status, _error_body(exc.status, exc.message, exc.code)
                 except Exception as exc:  # noqa: BLE001 - a bad test fixture must not kill the connection
                     return 500, _error_body(500, f"twin bug or bad fixture: {type(exc).__name__}: {exc}")
         return 404, _error_body(404, f"No route for {self.command} {path}")
@@ -159,6 +175,8 @@ def _admin(st: TwinState, method: str, path: str, data: Any) -> tuple[int, Any]:
             for key in ("token", "balance", "deployment_url", "ready_after_polls", "state_model"):
                 if key in data:
                     setattr(st, key, data[key])
+            if "generation" in data:  # "today" or "srv"
+                st.generation = Generation.named(data["generation"])
             return 200, {"ok": True}
         if method == "GET" and path in st.extra_admin:  # a test's or benchmark's own read-out
             return 200, st.extra_admin[path]()
@@ -182,6 +200,7 @@ class BasilicaTwin:
         self._addr = (host, port)
         self._server: ThreadingHTTPServer | None = None
         self._front: DeploymentFront | None = None
+        self._ticking = threading.Event()
         if actor_host is not None:
             self.state.host = actor_host
             self._front = DeploymentFront(self._front_lookup, host=host)
@@ -192,6 +211,8 @@ class BasilicaTwin:
             d = self.state.deployments.get(dep_id)
             if d is None:
                 return None
+            if self.state.host is not None and self.state.disrupt_if_due(d, time.monotonic()):
+                return d.share_token if d.private else None, None  # its pod is gone now
             hosted = self.state.host.status(dep_id) if self.state.host else None
             return d.share_token if d.private else None, hosted.url if hosted and hosted.state == "running" else None
 
@@ -207,9 +228,17 @@ class BasilicaTwin:
         self._server.daemon_threads = True
         self._server.state = self.state  # type: ignore[attr-defined]
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True, name="basilica-twin").start()
+        if self.state.host is not None:  # disruptions happen on time, asked about or not
+            self._ticking.clear()
+            threading.Thread(target=self._tick, daemon=True, name="basilica-twin-fates").start()
         return self.url
 
+    def _tick(self) -> None:
+        while not self._ticking.wait(0.05):
+            self.state.tick()
+
     def stop(self) -> None:
+        self._ticking.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -278,44 +307,3 @@ def serve_twin(**kwargs: Any) -> Iterator[str]:
     """Run a twin for the duration of the block and yield its base URL."""
     with BasilicaTwin(**kwargs) as twin:
         yield twin.url
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m subnet.twins.basilica_twin", description="Local Basilica API twin")
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    p.add_argument("--port", type=int, default=8787, help="0 picks a free port")
-    p.add_argument("--token", default="twin-token", help="bearer token the twin accepts")
-    p.add_argument("--offerings", help="JSON file: a list of nodes[] entries (default: a sample catalogue)")
-    p.add_argument("--balance", default="25.00")
-    p.add_argument("--deployment-url", help="URL deployments report; may contain {name}")
-    p.add_argument("--run-actors", choices=("docker", "off"), default="docker",
-                   help="docker: each deployment's image runs as a hardened local container behind a token-checking "
-                        "front (needs the image in the local Docker store); off: readiness is simulated")
-    p.add_argument("--rate-limit", default="", help="REQUESTS/SECONDS per API token, e.g. 100/60 (429 beyond)")
-    args = p.parse_args(argv)
-    offerings = None
-    if args.offerings:
-        with open(args.offerings) as fh:
-            offerings = json.load(fh)
-    actor_host = None
-    if args.run_actors == "docker":
-        from subnet.config import Settings
-        from subnet.runtime.factory import make_runtime
-
-        actor_host = ActorHost(make_runtime("docker", Settings(), allow_local=True))
-    rate = tuple(float(x) for x in args.rate_limit.split("/")) if args.rate_limit else None
-    twin = BasilicaTwin(token=args.token, offerings=offerings, balance=args.balance,
-                        deployment_url=args.deployment_url, host=args.host, port=args.port, actor_host=actor_host,
-                        rate_limit=(int(rate[0]), rate[1]) if rate else None)
-    print(f"basilica twin listening on {twin.start()} (export BASILICA_API_URL=that, BASILICA_API_TOKEN={args.token})",
-          flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        twin.stop()
-
-
-if __name__ == "__main__":
-    main()

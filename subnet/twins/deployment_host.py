@@ -49,11 +49,9 @@ def actor_url(session: Any) -> str:
 class ActorHost:
     """Starts and stops deployments' Actors on a private event loop (the twin's HTTP threads are sync)."""
 
-    def __init__(self, runtime: Any, resolve: Resolve | None = None, start_delay: Callable[[str], float] | None = None):
-        """`start_delay(image)`: seconds a deployment takes before its container starts (pulls, scheduling)."""
+    def __init__(self, runtime: Any, resolve: Resolve | None = None):
         self.runtime = runtime
         self.resolve = resolve or (lambda image: image)
-        self.start_delay = start_delay
         self._hosted: dict[str, Hosted] = {}
         self._stops: dict[str, asyncio.Event] = {}
         self._done: dict[str, Future] = {}
@@ -62,10 +60,11 @@ class ActorHost:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="twin-actor-host")
         self._thread.start()
 
-    def start(self, key: str, image: str) -> None:
+    def start(self, key: str, image: str, delay: float = 0.0) -> None:
+        """`delay`: seconds before its container starts (scheduling and the image pull)."""
         with self._lock:
             self._hosted[key] = Hosted()
-        self._done[key] = asyncio.run_coroutine_threadsafe(self._serve(key, image), self._loop)
+        self._done[key] = asyncio.run_coroutine_threadsafe(self._serve(key, image, delay), self._loop)
 
     def status(self, key: str) -> Hosted | None:
         with self._lock:
@@ -90,11 +89,15 @@ class ActorHost:
         if not self._thread.is_alive():
             self._loop.close()
 
-    async def _serve(self, key: str, image: str) -> None:
+    async def _serve(self, key: str, image: str, delay: float) -> None:
         stop = asyncio.Event()
         self._stops[key] = stop
-        if self.start_delay is not None:
-            await asyncio.sleep(self.start_delay(image))
+        if delay > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)  # deleted while it pulls: never starts
+            if stop.is_set():
+                self._set(key, state="stopped")
+                return
         digest = image.rsplit("@", 1)[-1] if "@" in image else "sha256:" + "0" * 64
         submission = Submission(0, f"twin-{key[:8]}", self.resolve(image), digest, image)
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from subnet.twins.basilica_deployments import (
     DEFAULT_NODES,
+    Generation,
     Node,
     Status,
     TwinDeployment,
@@ -24,6 +25,7 @@ from subnet.twins.basilica_deployments import (
     simulated_status,
     summary_view,
 )
+from subnet.twins.basilica_profile import Fate, ProductionProfile
 from subnet.twins.deployment_host import ActorHost
 
 
@@ -61,7 +63,7 @@ class Fault:
     delay: float = 0.0
     message: str = "injected fault"
     plain: bool = False  # a plain-text body (like a proxy's) instead of Basilica's JSON error envelope
-    after: bool = False  # do the work, THEN answer with the error: an answer lost on the way back
+    after: bool = False  # do the work, THEN wait `delay` and answer (with the error, if any): an answer lost or late
 
 
 class TwinState:
@@ -76,11 +78,20 @@ class TwinState:
         self.offerings = list(DEFAULT_OFFERINGS if offerings is None else offerings)
         self.nodes: tuple[Node, ...] = DEFAULT_NODES
         self.host: ActorHost | None = None  # set: deployments really run (deployment_host.py)
-        self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per API token
+        self.rate_limit: tuple[int, float] | None = None  # (requests, window seconds) per client IP or X-API-Key
         self.extra_admin: dict[str, Any] = {}  # path → callable, served under /_twin/
         self.state_model = "srv"  # or "operator": see basilica_deployments.Status.state
+        self.generation = Generation()  # today's server; Generation.named("srv") for the public one's answers
         self.bill_deployments: str | None = None  # an hourly rate: deleted deployments show in /billing/usage
+        # What happens to each new deployment: a test's fates by friendly-name prefix, else the profile's draw.
+        self.profile: ProductionProfile | None = None
+        self.fates: dict[str, Fate] = {}
         self.reset()
+
+    def fate_for(self, name: str) -> Fate:
+        with self.lock:
+            found = next((f for prefix, f in self.fates.items() if name.startswith(prefix)), None)
+            return found or (self.profile.draw() if self.profile else Fate())
 
     def reset(self) -> None:
         with self.lock:
@@ -122,13 +133,39 @@ class TwinState:
     def status(self, d: TwinDeployment) -> Status:
         if self.host is None:
             return simulated_status(d, self.ready_after_polls)
-        return hosted_status(d, self.host.status(d.id), time.monotonic() - d.born)
+        now = time.monotonic()
+        self.disrupt_if_due(d, now)
+        return hosted_status(d, self.host.status(d.id), now)
+
+    def disrupt_if_due(self, d: TwinDeployment, now: float) -> bool:
+        """Note when its Actor first serves; end it as its fate says (the Actor really stops, so calls
+        in flight fail as they would on a vanished pod). True when it happened now."""
+        hosted = self.host.status(d.id) if self.host is not None else None
+        if d.serving_at is None and hosted is not None and hosted.state == "running":
+            d.serving_at = now
+        due = d.fate.disruption
+        if due is None or d.disrupted or d.serving_at is None or now < d.serving_at + due.after_ready_s:
+            return False
+        d.disrupted = due.kind
+        d.logs.append(f"twin: pod {due.kind.replace('_', ' ')}")
+        threading.Thread(target=self.host.stop, args=(d.id,), daemon=True).start()
+        return True
+
+    def tick(self) -> None:
+        """Apply due disruptions even when nobody asks (the ticker thread of a twin with fates)."""
+        now = time.monotonic()
+        with self.lock:
+            for d in list(self.deployments.values()):
+                self.disrupt_if_due(d, now)
 
     def detail(self, d: TwinDeployment, with_token: bool = False) -> dict:
-        return detail_view(d, self.status(d), with_token=with_token, state_model=self.state_model)
+        return detail_view(d, self.status(d), with_token=with_token, state_model=self.state_model, gen=self.generation)
 
     def summary(self, d: TwinDeployment) -> dict:
-        return summary_view(d, self.status(d), state_model=self.state_model)
+        return summary_view(d, self.status(d), state_model=self.state_model, gen=self.generation)
+
+    def events(self, d: TwinDeployment, limit: int) -> list[dict]:
+        return list(self.status(d).events)[:limit]
 
     def add_rental(self, offer: dict, name: str | None = None, status: str = "running") -> dict:
         with self.lock:
@@ -150,9 +187,16 @@ class TwinState:
 
 
 class TwinError(Exception):
-    def __init__(self, status: int, message: str):
+    """An `ApiError` (SRV `error.rs`): the HTTP status, the displayed message, and its code."""
+
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.code = status, message, code
+
+
+def invalid_request(message: str) -> TwinError:
+    """`ApiError::InvalidRequest` (error.rs 65-67, 176): 400, "Invalid request: ...", BASILICA_API_INVALID_REQUEST."""
+    return TwinError(400, f"Invalid request: {message}", "BASILICA_API_INVALID_REQUEST")
 
 
 def _public(record: dict) -> dict:

@@ -15,13 +15,13 @@ import json
 import logging
 import threading
 import time
-from decimal import Decimal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from subnet.compute.ledger import Spend
 from subnet.state.store import Store
 from subnet.state.identity import validator_identity
 
@@ -46,6 +46,9 @@ class Metrics:
                             "Actors running now (containers in Docker mode, deployments in Basilica mode)",
                             ["mode"], registry=r)
         self.spend = Gauge("subnet_spend_usd", "Basilica spend so far by this validator, USD", registry=r)
+        self.spend_estimated = Gauge("subnet_spend_estimated_usd",
+                                     "The part of subnet_spend_usd that is an estimate (list price × time), not "
+                                     "billed: Basilica reports no price for deployments", registry=r)
         self.weights = Counter("subnet_weights", "Weight submissions, by result", ["status"], registry=r)
         self.last_round = Gauge("subnet_last_successful_round_timestamp_seconds",
                                 "When the last round finished", registry=r)
@@ -133,15 +136,19 @@ def leaderboard(store_path: Path) -> dict[str, Any]:
 
 def ledger_spend(ledger_path: Path, owner: str) -> float:
     """USD spent by `owner` according to the spend ledger (0 when there is no ledger)."""
+    return float(ledger_spend_split(ledger_path, owner).total)
+
+
+def ledger_spend_split(ledger_path: Path, owner: str) -> Spend:
+    """What `owner` spent, billed and estimated apart (nothing when there is no ledger)."""
     if not ledger_path.exists():
-        return 0.0
+        return Spend()
     from subnet.compute.deployments import ledger_owner
-    from subnet.compute.ledger import Ledger
+    from subnet.compute.ledger import Ledger, spend_of
 
     with Ledger(ledger_path) as ledger:
-        now = time.time()
         owners = ("", owner, ledger_owner(owner))  # "": rows from before validator ids
-        return float(sum((e.cost_so_far(now) for e in ledger.entries() if e.owner in owners), Decimal(0)))
+        return spend_of((e for e in ledger.entries() if e.owner in owners), time.time())
 
 
 class MetricsServer:
@@ -153,7 +160,7 @@ class MetricsServer:
     at once (more are closed on arrival). An idle connection holds a socket and a coroutine, never
     a thread, so slow clients cannot crowd out `/health`; store reads run on two worker threads."""
 
-    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: 0.0,
+    def __init__(self, metrics: Metrics, store_path: Path, host: str, port: int, spend=lambda: Spend(),
                  *, request_timeout: float = 10.0, max_connections: int = 256) -> None:
         self.metrics = metrics
         self._answer = _answerer(metrics, store_path, spend)
@@ -252,7 +259,9 @@ def _answerer(metrics: Metrics, store_path: Path, spend):
         try:
             if path == "/metrics":
                 with contextlib.suppress(Exception):  # a locked ledger must not break a scrape
-                    metrics.spend.set(spend())
+                    spent = spend()
+                    metrics.spend.set(float(spent.total))
+                    metrics.spend_estimated.set(float(spent.estimated))
                 return 200, metrics.render(), CONTENT_TYPE_LATEST
             if path == "/health":
                 return as_json(200, {"status": "ok", "last_round_at": metrics.last_round_at,
@@ -296,7 +305,7 @@ def start_observability(settings, store: Store) -> Observability:
     if settings.metrics_port:
         owner = validator_identity(settings.home)
         server = MetricsServer(metrics, store.path, settings.metrics_host, settings.metrics_port,
-                               spend=lambda: ledger_spend(settings.ledger_path, owner))
+                               spend=lambda: ledger_spend_split(settings.ledger_path, owner))
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
     return Observability(metrics, server)
 

@@ -131,7 +131,10 @@ class RoundEngine:
         self, submissions: Sequence[Submission], tasks: Sequence[Task], progress: ProgressFn | None = None
     ) -> list[MinerOutcome]:
         self._calls = asyncio.Semaphore(self.limits.concurrency)
-        self._starts = asyncio.Semaphore(self.limits.start_concurrency)
+        # An Actor on a box of its own (Basilica) waits minutes for a pull that holds nothing here:
+        # they all start at once, or a round of many miners would wait for its starts in waves.
+        dedicated = getattr(self.runtime, "dedicated_hardware", False)
+        self._starts = asyncio.Semaphore(max(self.limits.start_concurrency, len(submissions) if dedicated else 0))
         self._pending_starts = len(submissions)
         self._all_started = asyncio.Event()
         self._pull_window_over = asyncio.Event()

@@ -140,7 +140,7 @@ def test_serve_twin_yields_url_and_admin_api_controls_it(clean_env, catalogue):
 
 
 def test_twin_runs_as_a_module_for_dry_runs(clean_env):
-    proc = subprocess.Popen([sys.executable, "-m", "subnet.twins.basilica_twin", "--port", "0", "--token", TOKEN],
+    proc = subprocess.Popen([sys.executable, "-m", "subnet.dryrun.basilica_twin", "--port", "0", "--token", TOKEN],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -158,3 +158,60 @@ def test_twin_runs_as_a_module_for_dry_runs(clean_env):
 def test_twin_refuses_non_loopback():
     with pytest.raises(ValueError, match="loopback"):
         BasilicaTwin(host="0.0.0.0")
+
+
+# ---- the server's own rules, as the last public server wrote them (issue 14) ----------------------
+
+def test_the_rate_limit_counts_per_client_ip_or_api_key_not_per_token():
+    """SRV rate_limit.rs: keyed by X-API-Key if sent, else the client IP; checked before authentication."""
+    with BasilicaTwin(token="t", rate_limit=(3, 60.0)) as twin:
+        for token in ("t", "t", "someone-else"):  # a wrong token still counts against the IP
+            httpx.get(f"{twin.url}/billing/balance", headers={"Authorization": f"Bearer {token}"})
+        refused = httpx.get(f"{twin.url}/billing/balance", headers={"Authorization": "Bearer t"})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "BASILICA_API_RATE_LIMIT"
+        keyed = httpx.get(f"{twin.url}/billing/balance", headers={"Authorization": "Bearer t", "X-API-Key": "k1"})
+        assert keyed.status_code == 200  # a key has a bucket of its own
+
+
+def test_error_codes_and_messages_are_the_servers(twin, token):
+    auth = {"Authorization": f"Bearer {token}"}
+    missing = httpx.get(f"{twin.url}/deployments").json()["error"]
+    assert (missing["code"], missing["message"]) == ("BASILICA_API_AUTH_ERROR", "Authentication error: Missing Authorization header")
+    bad = httpx.post(f"{twin.url}/deployments", headers=auth, json={"instanceName": "Bad_Name", "image": "x"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "BASILICA_API_INVALID_REQUEST"
+    assert bad.json()["error"]["message"].startswith("Invalid request: instance_name 'Bad_Name'")
+    limit = httpx.get(f"{twin.url}/billing/usage", headers=auth, params={"limit": 101})
+    assert limit.status_code == 400 and limit.json()["error"] == limit.json()["error"] | {
+        "code": "BASILICA_API_BAD_REQUEST", "message": "Bad request: Limit cannot exceed 100", "retryable": False}
+    gone = httpx.get(f"{twin.url}/deployments/nope", headers=auth).json()["error"]
+    assert (gone["code"], gone["message"]) == ("BASILICA_API_NOT_FOUND", "Deployment not found")
+
+
+def test_node_labels_are_compared_as_written(twin, sdk):
+    """The server normalises the requested models, not the nodes' labels (controller 412-475)."""
+    from subnet.twins.basilica_deployments import Node
+
+    twin.state.nodes = (Node("Tesla-V100", 16),)  # a label nobody normalised
+    dep = sdk.create_deployment("a", "r/x@sha256:" + "a" * 64, port=8000, gpu_count=1, gpu_models=["Tesla-V100"])
+    assert sdk.get_deployment(dep.instance_name).phase == "scheduling"  # never matches: it waits for a node
+    twin.state.nodes = (Node("TESLAV100", 16),)
+    dep = sdk.create_deployment("b", "r/x@sha256:" + "a" * 64, port=8000, gpu_count=1, gpu_models=["Tesla-V100"])
+    assert sdk.get_deployment(dep.instance_name).phase == "ready"
+
+
+def test_the_public_servers_generation_drops_names_public_and_container_states(twin, sdk, token):
+    from subnet.twins.basilica_deployments import Generation
+
+    dep = sdk.create_deployment("a", "r/x@sha256:" + "a" * 64, port=8000, gpu_count=1, gpu_models=["TESLA V100"],
+                                public=False)
+    auth = {"Authorization": f"Bearer {token}"}
+    today = httpx.get(f"{twin.url}/deployments/{dep.instance_name}", headers=auth).json()
+    assert {"friendlyName", "public", "containerStatuses"} <= set(today)
+    twin.state.generation = Generation.named("srv")
+    srv = httpx.get(f"{twin.url}/deployments/{dep.instance_name}", headers=auth).json()
+    assert not {"friendlyName", "public", "containerStatuses", "shareToken"} & set(srv) and srv["phase"] == "ready"
+    listed = httpx.get(f"{twin.url}/deployments", headers=auth).json()["deployments"][0]
+    assert "friendlyName" not in listed and "public" not in listed
+    events = sdk.get_deployment_events(dep.instance_name, 5)["events"]
+    assert [e["reason"] for e in events] == ["Started", "Pulling"] and set(events[0]) == {
+        "type", "reason", "message", "count", "last_timestamp"}

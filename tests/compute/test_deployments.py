@@ -11,7 +11,7 @@ import pytest
 
 from subnet.compute.basilica import BasilicaGPUClient
 from subnet.compute.deployment_client import LIST_GRACE_S, DeploymentClient
-from subnet.compute.deployments import DeploymentSpec, access_from, friendly_name, gpu_model_labels
+from subnet.compute.deployments import DeploymentSpec, access_from, friendly_name, gpu_model_spellings
 from subnet.compute.errors import BasilicaError, Unavailable
 from subnet.compute.settings import ConfigError, load_settings
 
@@ -72,7 +72,8 @@ def test_a_lost_create_that_never_appears_keeps_its_row_open_until_a_listing_pro
     assert client.delete(spec().name) is False  # listing may lag a create: not yet
     now[0] += LIST_GRACE_S + 1
     assert client.delete(spec().name) is True
-    assert "not in the deployment listing" in ledger.get(spec().name).error
+    assert ledger.get(spec().name).error.startswith("gone:")
+    assert len(twin.requests("POST", "/deployments")) == 1  # proven absent, never re-sent
 
 
 @pytest.mark.parametrize("message", ["Insufficient balance", "GPU quota exceeded for this account",
@@ -119,22 +120,37 @@ def test_reclaim_finds_ledger_rows_and_unledgered_deployments_by_prefix(twin, de
     assert list(twin.deployments) == [theirs.info.id]  # another validator's deployment is untouched
 
 
-def test_gpu_types_become_node_label_values_never_names_with_spaces():
-    assert gpu_model_labels("TESLA V100") == ["V100", "TESLA-V100"]
-    assert gpu_model_labels("RTX-A4000") == ["RTX-A4000", "A4000"]
-    assert gpu_model_labels("NVIDIA H100 80GB HBM3") == ["H100-80GB-HBM3", "NVIDIA-H100-80GB-HBM3"]
-    with pytest.raises(ConfigError, match="node-label"):
-        DeploymentSpec(name="sn-x", image=IMAGE, gpu_models=["TESLA V100"])
+def test_gpu_types_go_verbatim_with_other_spellings_and_none_is_dropped_for_its_punctuation():
+    assert gpu_model_spellings("TESLA V100") == ["TESLA V100", "V100"]
+    assert gpu_model_spellings("RTX-A4000") == ["RTX-A4000", "A4000"]  # never "A40", another GPU
+    assert gpu_model_spellings("NVIDIA H100 80GB HBM3") == ["NVIDIA H100 80GB HBM3", "H100-80GB-HBM3", "H100"]
+    assert gpu_model_spellings("NVIDIA GeForce RTX 4090") == ["NVIDIA GeForce RTX 4090", "RTX-4090"]
+    assert gpu_model_spellings("A100/SXM4 (80 GB)") == ["A100/SXM4 (80 GB)", "A100"]  # odd punctuation kept
+    DeploymentSpec(name="sn-x", image=IMAGE, gpu_models=["TESLA V100"])  # the server normalises it: fine
+    with pytest.raises(ConfigError, match="at most 10"):
+        DeploymentSpec(name="sn-x", image=IMAGE, gpu_models=["--"])
 
 
-def test_a_tesla_v100_offering_reaches_the_api_as_labels_and_memory(twin, deployments, env):
+@pytest.mark.parametrize("gpu_type, label", [("TESLA V100", "TESLAV100"), ("Tesla-V100 (SXM2)", "TESLAV100SXM2"),
+                                             ("NVIDIA H100 80GB HBM3", "NVIDIAH10080GBHBM3")])
+def test_a_node_labelled_with_the_normalised_full_name_is_matched(twin, deployments, env, gpu_type, label):
+    """Nodes carry normalize(gpu_type) as written (autoscaler; NFD product names); the twin compares as written."""
+    from subnet.compute.policy import Offering
+    from subnet.twins.basilica_deployments import Node
+
+    twin.state.nodes = (Node(label, 80),)
+    offering = Offering("o", gpu_type, 1, False, Decimal("0.1"), "p", "r", 16)
+    created = deployments.create(DeploymentSpec.for_offering(offering, name="sn-abc", image=IMAGE),
+                                 owner="v", hourly_rate=offering.box_hourly_rate)
+    assert twin.deployments[created.info.id].node.gpu_label == label
+
+
+def test_a_tesla_v100_offering_reaches_the_api_verbatim_with_its_memory(twin, deployments, env):
     offering = next(o for o in deployments.gpu.list_offerings() if o.id == "v100-od")
     created = deployments.create(DeploymentSpec.for_offering(offering, name="sn-abc", image=IMAGE),
                                  owner="v", hourly_rate=offering.box_hourly_rate)
     gpus = twin.deployments[created.info.id].spec["resources"]["gpus"]
-    assert gpus == {"count": 1, "model": ["V100", "TESLA-V100"], "minGpuMemoryGb": 16, "spot": False}
-    assert all(" " not in m for r in twin.requests("POST", "/deployments")
-               for m in r["body"]["resources"]["gpus"]["model"])
+    assert gpus == {"count": 1, "model": ["TESLA V100", "V100"], "minGpuMemoryGb": 16, "spot": False}
     assert deployments.get(created.info.id).phase == "ready"  # it schedules on the twin's V100 node
 
 
@@ -155,3 +171,72 @@ def test_billed_costs_replace_estimates_when_the_usage_history_lists_deployments
     assert deployments.settle_costs() == 1
     entry = ledger.get(spec().name)
     assert entry.total_cost == Decimal("0.0123") and entry.error == "billed: from the usage history"
+
+
+# ---- the public server's generation: no names, no `public`, no container states ------------------
+
+@pytest.fixture
+def srv(twin):
+    from subnet.twins.basilica_deployments import Generation
+
+    twin.state.generation = Generation.named("srv")
+    return twin
+
+
+def test_the_public_server_lists_no_names_and_the_sdk_fills_blanks(srv, deployments):
+    created = deployments.create(spec(), owner="v", hourly_rate=None)
+    (listed,) = deployments.list()
+    assert (listed.id, listed.friendly_name, listed.public) == (created.info.id, "", True)  # SDK defaults
+    assert deployments.get(created.info.id).containers == ()
+
+
+def test_a_deployment_echoed_back_as_public_is_still_called_with_its_token(srv, deployments):
+    created = deployments.create(spec(), owner="v", hourly_rate=None)
+    assert created.info.public is True  # what the SDK makes of an answer without `public`
+    assert created.access.query == {"token": srv.deployments[created.info.id].share_token}
+
+
+def test_names_absent_and_a_lost_create_answer_re_sends_it_and_pays_for_one_deployment(srv, deployments, ledger):
+    other = deployments.create(spec("sn-ffffffffffff-u2-bbbb-000000"), owner="other", hourly_rate=None)
+    ledger._db.execute("DELETE FROM ledger_resources WHERE name=?", (other.info.friendly_name,))  # another validator's
+    srv.fault("POST /deployments", 504, after=True)  # created, the answer lost
+    created = deployments.create(spec(), owner="v", hourly_rate=None)
+    ours = [d for d in srv.deployments.values() if d.friendly_name == spec().name]
+    assert len(ours) == 1 and created.info.id == ours[0].id and created.adopted  # the same UUID, idempotent
+    assert ledger.get(spec().name).remote_id == ours[0].id and ledger.get(spec().name).state == "active"
+    assert created.access.query == {"token": ours[0].share_token}  # a fresh token: the first died with the answer
+    assert other.info.id in srv.deployments  # nobody else's deployment was touched
+    assert deployments.delete(spec().name) and list(srv.deployments) == [other.info.id]
+
+
+def test_names_absent_a_row_without_uuid_is_settled_by_re_sending_never_by_a_missing_name(srv, env, ledger):
+    """The process died after sending the create: the row has no UUID, and the listing names nothing."""
+    now = [1000.0]
+    client = DeploymentClient(BasilicaGPUClient(load_settings(), ledger=ledger), clock=lambda: now[0])
+    srv.fault("POST /deployments", 504, after=True)
+    srv.fault("GET /deployments", 503, times=4)  # the lookup fails too (every retry): the row stays open, no UUID
+    with pytest.raises(Unavailable):
+        client.create(spec(), owner="v", hourly_rate=None)
+    assert ledger.get(spec().name).remote_id is None and len(srv.deployments) == 1
+    now[0] += 10 * LIST_GRACE_S  # however long: a nameless listing proves nothing about a name
+    assert client.delete(spec().name) is True  # re-sent → its UUID → deleted by UUID
+    assert srv.deployments == {} and len(srv.requests("POST", "/deployments")) == 2
+    assert ledger.get(spec().name).state == "stopped" and not ledger.live()
+
+
+def test_usage_history_is_read_in_pages_of_at_most_100(twin, deployments, ledger):
+    for i in range(230):
+        twin.state.billed[f"r-{i}"] = ("0.05", "0.001")
+    created = deployments.create(spec(), owner="v", hourly_rate=Decimal("0.05"))
+    deployments.delete(spec().name)
+    twin.state.billed[created.info.id] = ("0.05", "0.0042")  # listed last, on the third page
+    assert deployments.settle_costs() == 1 and ledger.get(spec().name).total_cost == Decimal("0.0042")
+    pages = [r["query"] for r in twin.requests("GET", "/billing/usage")]
+    assert [p["offset"] for p in pages] == ["0", "100", "200"] and all(int(p["limit"]) <= 100 for p in pages)
+
+
+def test_the_twin_refuses_a_usage_page_over_100_as_the_server_does(twin, token):
+    import basilica
+
+    with pytest.raises(ValueError, match="Limit cannot exceed 100"):
+        basilica.BasilicaClient(base_url=twin.url, api_key=token).list_usage_history(200, 0)

@@ -20,7 +20,7 @@ TOKEN = "twin-token-docker"
 def test_validator_in_basilica_mode_against_the_module_twin(reference_image, docker_client, tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "SUBNET_HOME": str(home), "SUBNET_TASKS": "3", "SUBNET_N": "64", "SUBNET_DEPTH": "2"}
-    twin = subprocess.Popen([sys.executable, "-m", "subnet.twins.basilica_twin", "--port", "0", "--token", TOKEN,
+    twin = subprocess.Popen([sys.executable, "-m", "subnet.dryrun.basilica_twin", "--port", "0", "--token", TOKEN,
                              "--run-actors", "docker"], stdout=subprocess.PIPE, text=True,
                             env={**env, "SUBNET_HOME": str(tmp_path / "twin-home")})
     try:
