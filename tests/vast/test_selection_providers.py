@@ -117,3 +117,25 @@ def test_one_query_per_market_and_count_with_vast_spellings():
     assert queries == [(False, 1, ("RTX A4000", "Tesla V100"), Decimal("0.44")),
                        (False, 2, ("RTX A4000",), Decimal("0.44")),
                        (True, 1, ("Tesla V100",), Decimal("0.44"))]
+
+
+def test_the_cap_is_subnet_max_hourly_rate_and_basilica_max_hourly_rate_still_works(monkeypatch, tmp_path):
+    from subnet.compute.policy import PolicyFormatError
+    from subnet.compute.providers import load_policy
+
+    for var in ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE", "SUBNET_ALLOWED_GPU_TYPES",
+                "BASILICA_ALLOWED_GPU_TYPES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_policy().max_hourly_rate == Decimal("0.44")  # the documented default
+    (tmp_path / ".env").write_text("BASILICA_MAX_HOURLY_RATE=0.35\n")
+    assert load_policy().max_hourly_rate == Decimal("0.35")  # the old name, from .env
+    monkeypatch.setenv("BASILICA_MAX_HOURLY_RATE", "0.33")
+    assert load_policy().max_hourly_rate == Decimal("0.33")  # environment beats .env
+    monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "0.2")
+    monkeypatch.setenv("BASILICA_ALLOWED_GPU_TYPES", "H100:ondemand:1")
+    policy = load_policy()
+    assert policy.max_hourly_rate == Decimal("0.2") and policy.describe_allowlist() == "H100:ondemand:1"
+    monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "lots")
+    with pytest.raises(PolicyFormatError, match="^SUBNET_MAX_HOURLY_RATE: 'lots' is not a number"):
+        load_policy()

@@ -1,0 +1,176 @@
+"""`subnet gpus ... --provider basilica|vast|all`: offers ranked across providers, Vast's boxes and balance.
+
+`offers` ranks every allowed offer by expected cost per evaluation (selection.py) with the start times
+learned from this validator's ledger; `--explain` adds why each offer ranks where it does, the offers
+refused (and why) and the providers left out. A provider that cannot be asked (no key, quota, down)
+is left out with one line on stderr; with `--provider all` the other one still answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from subnet.cli.tables import add_number, add_text, compact_table
+from subnet.compute.policy import GpuPolicy, money
+from subnet.compute.providers import (
+    BasilicaOffers,
+    Choice,
+    ProviderDown,
+    VastOffers,
+    cheapest_across,
+    load_policy,
+)
+from subnet.compute.selection import LearnedStarts, learn_starts, samples_from_ledger
+
+DEFAULT_BUSY_S = 300.0  # a miner's evaluation: a round's tasks against one Actor, minutes at most
+
+
+def basilica_source(api_key: str | None, policy: GpuPolicy) -> BasilicaOffers:
+    from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.compute.settings import ConfigError, load_settings
+
+    try:
+        return BasilicaOffers(BasilicaGPUClient(load_settings(api_key=api_key), policy=policy))
+    except ConfigError as exc:
+        raise ProviderDown("basilica", str(exc)) from None
+
+
+def vast_client(vast_key: str | None) -> Any:
+    from subnet.compute.vast import VastClient, resolve_vast_key
+
+    key = resolve_vast_key(vast_key)
+    if not key:
+        raise ProviderDown("vast", "no Vast API key: set VAST_API_KEY (or pass --vast-key); see docs/operator.md")
+    return VastClient(key)
+
+
+def learned_starts(ledger_path: Path | None) -> LearnedStarts:
+    """Start times from the ledger, read only: a missing state DB is no history, never created here."""
+    if ledger_path is None or not ledger_path.exists():
+        return learn_starts([])
+    from subnet.compute.ledger import Ledger
+
+    with Ledger(ledger_path) as ledger:
+        return learn_starts(samples_from_ledger(ledger.entries()))
+
+
+async def rank_offers(names: list[str], policy: GpuPolicy, learned: LearnedStarts, busy_s: float, *,
+                      api_key: str | None, vast_key: str | None, warn: Callable[[str], None]) -> Choice:
+    sources: list[Any] = []
+    down: dict[str, str] = {}
+    vast = None
+    for name in names:
+        try:
+            if name == "basilica":
+                sources.append(basilica_source(api_key, policy))
+            else:
+                vast = vast_client(vast_key)
+                sources.append(VastOffers(vast))
+        except ProviderDown as exc:
+            down[name] = exc.reason
+    try:
+        choice = await cheapest_across(sources, policy, learned, busy_s, warn=warn) if sources else Choice()
+    finally:
+        if vast is not None:
+            await vast.aclose()
+    used = [s.name for s in sources if s.name not in choice.left_out]
+    for name, reason in down.items():  # not configured: one line each, as a failed search gets
+        warn(f"{name} left out of this selection: {reason}; " + (f"using {', '.join(used)}" if used else
+                                                                 "no provider left"))
+    choice.left_out = down | choice.left_out
+    return choice
+
+
+def choice_json(choice: Choice, policy: GpuPolicy, busy_s: float) -> dict:
+    return {
+        "cap_usd_per_hour": float(policy.max_hourly_rate),
+        "busy_s": busy_s,
+        "ranked": [{"provider": r.offer.provider, "offer_id": r.offer.offer_id, "gpu": r.offer.gpu_model,
+                    "gpu_count": r.offer.gpu_count, "market": r.offer.market,
+                    "hourly_usd": float(r.offer.hourly_usd), "start_s": r.start_s,
+                    "cost_per_eval_usd": float(r.cost), "why": r.why} for r in choice.ranked],
+        "refused": [{"provider": o.provider, "offer_id": o.offer_id, "gpu": o.gpu_model, "market": o.market,
+                     "gpu_count": o.gpu_count, "hourly_usd": float(o.hourly_usd), "reason": why}
+                    for o, why in choice.refused],
+        "left_out": choice.left_out,
+    }
+
+
+def render_choice(c: Console, choice: Choice, policy: GpuPolicy, busy_s: float, explain: bool) -> None:
+    table = compact_table(f"offers by expected $/eval (cap {money(policy.max_hourly_rate)}/h, busy {busy_s:.0f} s)")
+    add_number(table, "#")
+    add_text(table, "offer", wrap=True)
+    add_text(table, "gpu", wrap=False, max_width=18)
+    add_text(table, "mkt", wrap=False)
+    for column in ("$/h", "start s", "$/eval"):
+        add_number(table, column)
+    for i, r in enumerate(choice.ranked, 1):
+        o = r.offer
+        table.add_row(str(i), f"{o.provider}:{o.offer_id}", f"{o.gpu_model} x{o.gpu_count}", "spot" if o.spot else "od",
+                      money(o.hourly_usd), f"{r.start_s:.0f}", f"{r.cost:.5f}")
+    c.print(table)
+    if not choice.ranked:
+        c.print(f"no allowed offer at or under the cap {money(policy.max_hourly_rate)}/h")
+    if explain:
+        for i, r in enumerate(choice.ranked, 1):
+            c.print(f"{i}. {r.offer.provider}:{r.offer.offer_id}: {r.why}", highlight=False)
+        for o, why in choice.refused:
+            c.print(f"refused {o.provider}:{o.offer_id}: {why}", highlight=False)
+    for name, why in choice.left_out.items():
+        c.print(f"left out {name}: {why}", highlight=False)
+
+
+# ---- Vast boxes: list, stop, balance -------------------------------------------------------------
+
+
+def run_vast(vast_key: str | None, action: Callable[[VastOffers], Any]) -> Any:
+    """Run one async action against a Vast client that is always closed afterwards."""
+
+    async def go() -> Any:
+        client = vast_client(vast_key)
+        async with client:
+            return await action(VastOffers(client))
+
+    return asyncio.run(go())
+
+
+def instances_table(instances: list[Any]) -> Table:
+    table = compact_table("Vast instances")
+    add_number(table, "id")
+    add_text(table, "label")
+    add_text(table, "status", wrap=False, max_width=12)
+    add_number(table, "$/h")
+    add_text(table, "address", wrap=False, max_width=22)
+    for i in instances:
+        table.add_row(str(i.id), i.label or "-", i.actual_status or "loading",
+                      money(i.dph_total) if i.dph_total is not None else "-", i.public_url() or "-")
+    return table
+
+
+def instance_json(i: Any) -> dict:
+    # `raw` is left out on purpose: its `extra_env` holds the Actor's token.
+    return {"id": i.id, "label": i.label, "actual_status": i.actual_status, "intended_status": i.intended_status,
+            "status_msg": i.status_msg, "dph_total": float(i.dph_total) if i.dph_total is not None else None,
+            "is_bid": i.is_bid, "url": i.public_url()}
+
+
+def balance_line(provider: str, amount: Decimal) -> str:
+    return f"{provider} balance {money(amount)}"
+
+
+def policy_or_fail(fail: Callable[[str, int], None]) -> GpuPolicy:
+    from subnet.compute.errors import EXIT_CONFIG
+    from subnet.compute.policy import PolicyFormatError
+
+    try:
+        return load_policy()
+    except PolicyFormatError as exc:
+        fail(str(exc), EXIT_CONFIG)
+        raise AssertionError("unreachable") from None
+
