@@ -87,6 +87,22 @@ def load_policy() -> GpuPolicy:
                      parse_max_rate(s.max_hourly_rate, "SUBNET_MAX_HOURLY_RATE"))
 
 
+def cap_variable() -> str | None:
+    """Which variable sets the cap (environment first, then `.env`), or None when the default applies."""
+    import os
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    names = ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE")
+    dotenv = dotenv_values(".env") if Path(".env").is_file() else {}
+    for source in (os.environ, dotenv):
+        for name in names:
+            if (source.get(name) or "").strip():
+                return name
+    return None
+
+
 # ---- Basilica: offers from today's client ------------------------------------------------------
 
 
