@@ -36,6 +36,7 @@ class TwinInstance:
     dph_total: float
     ports_wanted: tuple[int, ...]  # from env keys "-p 8000:8000" (docker run options in env)
     start_s: float = 0.0  # production seconds from create to the Actor starting (the offer's)
+    pull_error: str | None = None  # the image cannot be pulled: it exits after its pull time
     runs_actor: bool = True  # runtype "args": the image's own entrypoint (the Actor) runs
     start_date: float = field(default_factory=time.time)
     knocked: str | None = None  # "outbid" | "offline": a knob overrides what the Actor host says
@@ -46,7 +47,8 @@ class TwinInstance:
         actual, msg, ports = self._status(hosted)
         return {"id": self.id, "machine_id": 10_000 + self.offer_id, "label": self.label, "image_uuid": self.image,
                 "image_runtype": "args", "actual_status": actual, "cur_state": self._cur_state(),
-                "next_state": self._cur_state(), "intended_status": "stopped" if self.knocked == "outbid" else "running",
+                "next_state": self._cur_state(),
+                "intended_status": "stopped" if self.knocked == "outbid" else "running",
                 "status_msg": msg, "dph_total": self.dph_total, "is_bid": self.price is not None,
                 "public_ipaddr": "127.0.0.1", "ports": ports, "num_gpus": 1,
                 "extra_env": [[k, v] for k, v in self.env.items()], "start_date": self.start_date}

@@ -30,7 +30,6 @@ import threading
 import time
 from typing import Any, Callable
 
-from subnet.protocol import FaultKind, MinerFault
 from subnet.twins.deployment_host import ActorHost, BusyServer
 from subnet.twins.vast.offers import TwinOffer, search
 from subnet.twins.vast.server import Answer, error, handler_for, route, run_in_thread
@@ -59,7 +58,7 @@ class VastTwin:
         self.lock = threading.RLock()
         self._resolve = resolve or (lambda image: image)
         self._ids = itertools.count(4_100_001)  # 7 digits: ActorHost names a session by key[:8]
-        self._host = ActorHost(_EnvRuntime(runtime, self._actor_env), self._resolve_image) if runtime else None
+        self._host = ActorHost(_EnvRuntime(runtime, self._actor_env), self._resolve) if runtime else None
         self._server = BusyServer((host, 0), handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -151,24 +150,28 @@ class VastTwin:
         image, env, price = body.get("image"), body.get("env") or {}, body.get("price")
         if not image or not isinstance(env, dict):
             return error(400, "invalid_args", "image and an env object are required")
+        pull_error = self._pull_error(str(image))
         with self.lock:
             offer = next((o for o in self.book if o.id == int(offer_id)), None)
             if offer is None or offer.row.get("rented") or not offer.row.get("rentable", True):
                 return error(404, "no_such_ask", f"offer {offer_id} is not available")
-            if price is not None:
-                if offer.row.get("min_bid") is None or float(price) < float(offer.row["min_bid"]):
-                    return error(400, "invalid_price", f"bid {price} is under the minimum bid for offer {offer_id}")
-            else:
+            if price is not None and (offer.row.get("min_bid") is None or float(price) < float(offer.row["min_bid"])):
+                return error(400, "invalid_price", f"bid {price} is under the minimum bid for offer {offer_id}")
+            if price is None:
                 offer.row["rented"] = True  # on demand: the box is ours (drops out of `rented eq false`)
-            inst = TwinInstance(next(self._ids), offer.id, str(image), {str(k): str(v) for k, v in env.items()},
-                                body.get("label"), float(price) if price is not None else None,
-                                float(price) if price is not None else float(offer.row["dph_total"]),
-                                wanted_ports(env), start_s=offer.start_s, runs_actor=body.get("runtype") == "args")
-            self.instances[inst.id] = inst
-            self.created.append(Created(offer.id, inst.price, inst.label, tuple(sorted(inst.env))))
-        if self._host is not None and inst.runs_actor:
+            inst = self._new_instance(offer, body, {str(k): str(v) for k, v in env.items()}, pull_error)
+        if self._host is not None and inst.runs_actor and not inst.pull_error:
             self._host.start(str(inst.id), inst.image, delay=offer.start_s / self.time_scale)
         return 200, {"success": True, "new_contract": inst.id}
+
+    def _new_instance(self, offer: TwinOffer, body: dict, env: dict[str, str], pull_error: str | None) -> TwinInstance:
+        bid = float(body["price"]) if body.get("price") is not None else None
+        inst = TwinInstance(next(self._ids), offer.id, str(body["image"]), env, body.get("label"), bid,
+                            bid if bid is not None else float(offer.row["dph_total"]), wanted_ports(env),
+                            start_s=offer.start_s, runs_actor=body.get("runtype") == "args", pull_error=pull_error)
+        self.instances[inst.id] = inst
+        self.created.append(Created(offer.id, inst.price, inst.label, tuple(sorted(env))))
+        return inst
 
     def _show(self, instance_id: str, *, query: dict, body: Any) -> Answer:
         return 200, {"instances": self.instance_row(int(instance_id))}  # show_instance: None when gone
@@ -214,10 +217,12 @@ class VastTwin:
     # ---- internals ---------------------------------------------------------------------------
 
     def _hosted(self, inst: TwinInstance) -> Any:
-        if self._host is not None and inst.runs_actor:
+        if self._host is not None and inst.runs_actor and not inst.pull_error:
             return self._host.status(str(inst.id))
         started = (time.time() - inst.start_date) * self.time_scale >= inst.start_s
-        return _Simulated("running" if started else "starting")
+        if not started:
+            return _Simulated("starting")
+        return _Simulated("failed", inst.pull_error) if inst.pull_error else _Simulated("running")
 
     def _knock(self, instance_id: int, how: str, msg: str) -> None:
         with self.lock:
@@ -236,19 +241,22 @@ class VastTwin:
                     return {k: v for k, v in inst.env.items() if not k.startswith("-")}
         return {}
 
-    def _resolve_image(self, image: str) -> str:
+    def _pull_error(self, image: str) -> str | None:
+        """An image `resolve` does not know is one the registry lacks: the text `docker pull` prints."""
+        if self._host is None:
+            return None
         try:
-            return self._resolve(image)
-        except KeyError:  # what `docker pull` says for a digest the registry does not have
-            raise MinerFault(FaultKind.IMAGE_MISSING, f"Error response from daemon: manifest for {image} "
-                                                      "not found: manifest unknown") from None
+            self._resolve(image)
+        except (KeyError, LookupError):
+            return f"Error response from daemon: manifest for {image} not found: manifest unknown"
+        return None
 
 
 class _Simulated:
     """Host-less mode (offers and billing only): the instance 'runs' after its start delay, nothing listens."""
 
-    def __init__(self, state: str) -> None:
-        self.state, self.url, self.error = state, None, None
+    def __init__(self, state: str, error: str | None = None) -> None:
+        self.state, self.url, self.error = state, None, error
 
 
 class _EnvRuntime:
