@@ -7,7 +7,9 @@ costs is not the hourly price but the hourly price times the time the box is pai
 
 so a box that is cheap per hour but slow to start can be the dearer one. Start times are learned per
 (provider, GPU model) from the validator's own ledger: the median of the last N created→ready times
-(`start_s_of`), or a documented prior (`PRIOR_START_S`) when there is no history yet.
+(`start_s_of`), or a documented prior (`PRIOR_START_S`) when there is no history yet. Where the ledger
+row names the machine (`detail["machine_id"]`: a Vast host pulls the image over its own link, so its
+start is its own), that machine's own median is used for its offers, the model's for machines not seen.
 
 The policy is the one `GpuPolicy` (allowlist + hourly cap) over both providers; an offer refused by it
 is never ranked, so nothing above the cap can be chosen whatever it saves in start time. The GPU name
@@ -60,6 +62,7 @@ class BoxOffer:
     spot: bool
     reliability: float | None = None
     raw: Any = field(default=None, compare=False, repr=False)
+    host: str | None = None  # the machine behind the offer, where the provider names it (Vast: machine_id)
 
     @property
     def market(self) -> str:
@@ -83,9 +86,10 @@ def from_vast(offer: Any) -> BoxOffer | None:
     price = getattr(offer, "min_bid", None) if interruptible else getattr(offer, "dph_total", None)
     if price is None:
         return None
+    machine = (getattr(offer, "raw", None) or {}).get("machine_id")  # vastai/data/offer.py `machine_id`
     return BoxOffer("vast", str(offer.id), str(offer.gpu_name), int(offer.num_gpus),
                     getattr(offer, "gpu_ram_gb", None), Decimal(str(price)), interruptible,
-                    getattr(offer, "reliability", None), offer)
+                    getattr(offer, "reliability", None), offer, None if machine is None else str(machine))
 
 
 # ---- policy --------------------------------------------------------------------------------------
@@ -114,6 +118,7 @@ class StartSample:
     gpu_model: str  # as gpu_key() spells it
     seconds: float
     at: float  # when the create was sent: newest samples win
+    host: str | None = None  # the machine, where the row names it
 
 
 def provider_of(entry: Any) -> str:
@@ -146,7 +151,9 @@ def samples_from_ledger(entries: Iterable[Any]) -> list[StartSample]:
         seconds = start_s_of(e)
         if seconds is None or not model or "," in model:
             continue
-        out.append(StartSample(provider_of(e), gpu_key(model), seconds, float(e.created_at)))
+        host = detail.get("machine_id")
+        out.append(StartSample(provider_of(e), gpu_key(model), seconds, float(e.created_at),
+                               None if host is None else str(host)))
     return out
 
 
@@ -160,8 +167,13 @@ class StartEstimate:
 class LearnedStarts:
     medians: Mapping[tuple[str, str], tuple[float, int]] = field(default_factory=dict)  # key → (median s, n)
     priors: Mapping[str, float] = field(default_factory=lambda: dict(PRIOR_START_S))
+    hosts: Mapping[tuple[str, str], tuple[float, int]] = field(default_factory=dict)  # (provider, host) → ...
 
-    def estimate(self, provider: str, gpu_model: str) -> StartEstimate:
+    def estimate(self, provider: str, gpu_model: str, host: str | None = None) -> StartEstimate:
+        found = self.hosts.get((provider, host)) if host is not None else None
+        if found:
+            median, n = found
+            return StartEstimate(median, f"median of {n} start{'s' if n != 1 else ''} on this machine")
         found = self.medians.get((provider, gpu_key(gpu_model)))
         if found:
             median, n = found
@@ -172,14 +184,22 @@ class LearnedStarts:
 def learn_starts(samples: Iterable[StartSample], last_n: int = LEARN_LAST_N,
                  priors: Mapping[str, float] | None = None) -> LearnedStarts:
     """Median of the newest `last_n` starts per (provider, GPU model)."""
-    groups: dict[tuple[str, str], list[StartSample]] = {}
+    models: dict[tuple[str, str], list[StartSample]] = {}
+    hosts: dict[tuple[str, str], list[StartSample]] = {}
     for s in samples:
-        groups.setdefault((s.provider, s.gpu_model), []).append(s)
-    medians = {}
+        models.setdefault((s.provider, s.gpu_model), []).append(s)
+        if s.host is not None:
+            hosts.setdefault((s.provider, s.host), []).append(s)
+    return LearnedStarts(_medians(models, last_n), dict(PRIOR_START_S if priors is None else priors),
+                         _medians(hosts, last_n))
+
+
+def _medians(groups: Mapping[tuple[str, str], list[StartSample]], last_n: int) -> dict[tuple[str, str], tuple[float, int]]:
+    out = {}
     for key, group in groups.items():
         newest = sorted(group, key=lambda s: s.at)[-last_n:]
-        medians[key] = (float(statistics.median(s.seconds for s in newest)), len(newest))
-    return LearnedStarts(medians, dict(PRIOR_START_S if priors is None else priors))
+        out[key] = (float(statistics.median(s.seconds for s in newest)), len(newest))
+    return out
 
 
 # ---- ranking -------------------------------------------------------------------------------------
@@ -205,7 +225,7 @@ def rank(offers: Iterable[BoxOffer], policy: GpuPolicy, learned: LearnedStarts, 
     for offer in offers:
         if refusal(offer, policy) is not None:
             continue
-        start = learned.estimate(offer.provider, offer.gpu_model)
+        start = learned.estimate(offer.provider, offer.gpu_model, offer.host)
         cost = expected_cost_per_eval(offer, start.seconds, busy_s)
         why = (f"{money(offer.hourly_usd)}/h × (start {start.seconds:.0f} s, {start.source}, + busy "
                f"{busy_s:.0f} s) = ${cost:.5f}/eval")

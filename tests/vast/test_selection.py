@@ -185,3 +185,24 @@ def test_at_equal_cost_per_evaluation_the_faster_start_wins():
     ranked = rank([slow, fast], POLICY, learned, busy_s=60)
     assert ranked[0].cost == ranked[1].cost
     assert [r.offer.offer_id for r in ranked] == ["fast", "slow"]
+
+
+def test_a_machine_known_to_start_slowly_loses_to_one_known_fast_and_unseen_machines_get_the_models_median():
+    def row(i: int, machine: int, seconds: float) -> LedgerEntry:
+        return LedgerEntry(id=i, kind="instance", name=f"sn-v-{i}", remote_id=str(i), state="stopped", owner="",
+                           offering_id=str(i), gpu_type="RTX A4000", gpu_count=1, is_spot=False, hourly_rate=None,
+                           total_cost=None, detail={"machine_id": machine}, created_at=float(i * 10_000),
+                           started_at=float(i * 10_000) + seconds)
+
+    learned = learn_starts(samples_from_ledger([row(1, 77, 1500.0), row(2, 77, 1700.0), row(3, 88, 40.0)]))
+
+    def on(machine: int, offer_id: str, hourly: str):
+        return from_vast(SimpleNamespace(**vars(vast_offer(int(offer_id), "RTX A4000", hourly)),
+                                         raw={"machine_id": machine}))
+
+    slow, fast, unseen = on(77, "1", "0.10"), on(88, "2", "0.20"), on(99, "3", "0.10")
+    ranked = rank([slow, fast, unseen], POLICY, learned, busy_s=120)
+    assert [r.offer.offer_id for r in ranked] == ["2", "3", "1"]
+    assert "on this machine" in ranked[0].why and ranked[0].start_s == 40.0
+    assert ranked[1].start_s == 1500.0 and "median of 3 starts" in ranked[1].why  # the model's: 40, 1500, 1700
+    assert ranked[2].start_s == 1600.0
