@@ -18,12 +18,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Mapping, Sequence
 
 import httpx
 
 from subnet.protocol.envdir import InvalidEnv, validate_env_dir
 from subnet.protocol import FaultKind, MinerFault, Submission
+from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.env_loader import FAILURE_PREFIX
 from subnet.util.text import one_line
@@ -60,7 +61,9 @@ class ProcessRuntime:
         self.forward_env = tuple(forward_env)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[AffinetesSession]:
+    async def open(self, submission: Submission, env: Mapping[str, str] | None = None) -> AsyncIterator[AffinetesSession]:
+        """`env`: variables for this Actor only, on top of the scrubbed environment (a twin's
+        instance passes its SUBNET_ACTOR_TOKEN so the Actor guards itself as on Vast)."""
         env_dir = Path(submission.source)
         try:
             validate_env_dir(env_dir, need_dockerfile=False)
@@ -71,13 +74,16 @@ class ProcessRuntime:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir), "--port", str(port),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                env=child_environment(self.forward_env), start_new_session=True,
+                env={**child_environment(self.forward_env), **(env or {})}, start_new_session=True,
             )
             session: AffinetesSession | None = None
             try:
                 url = f"http://127.0.0.1:{port}"
-                await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log)
+                token = (env or {}).get(ACTOR_TOKEN_ENV)
+                auth = bearer_header(token) if token else {}  # the Actor answers 401 without it
+                await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log, auth)
                 session = AffinetesSession.for_url(url, self.max_response_bytes)
+                session._env._backend._http_executor.client.headers.update(auth)
                 yield session
             finally:
                 if session is not None:
@@ -85,10 +91,10 @@ class ProcessRuntime:
                 await _stop(proc)
 
 
-async def wait_healthy(url: str, deadline_s: float, exited, log) -> None:
+async def wait_healthy(url: str, deadline_s: float, exited, log, headers: Mapping[str, str] | None = None) -> None:
     """Poll GET /health until it answers 200; a dead or silent server is a START_FAILED fault."""
     deadline = time.monotonic() + deadline_s
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0, headers=dict(headers or {})) as client:
         while time.monotonic() < deadline:
             if exited() is not None:
                 raise MinerFault(FaultKind.START_FAILED, f"exited with code {exited()} at start: {_tail(log)}")
