@@ -141,7 +141,8 @@ def check_vast(flag: str | None = None) -> list[Check]:
     try:
         url, amount = asyncio.run(balance())
     except VastAuthError as exc:
-        return [Check("vast", "fail", f"key from {source} refused: {exc}", "check VAST_API_KEY (vast.ai: Account → Keys)")]
+        return [Check("vast", "fail", f"key from {source} refused: {exc}",
+                      "check VAST_API_KEY (vast.ai: Account → Keys)")]
     except VastError as exc:
         return [Check("vast", "fail", f"key from {source}; API not reachable: {exc}", "check VAST_URL and the network")]
     named = cap_variable()

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from subnet.compute.basilica import BasilicaGPUClient, RemoteRental, RentOutcome
 from subnet.cli import gpus_providers as multi
-from subnet.compute.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_NOTHING_AFFORDABLE, EXIT_UNAVAILABLE, BasilicaError
+from subnet.compute.errors import EXIT_CONFIG, EXIT_NOTHING_AFFORDABLE, EXIT_UNAVAILABLE, BasilicaError
 from subnet.compute.ledger import Ledger, Reconciliation, reconcile
 from subnet.compute.policy import Offering, money
 from subnet.compute.settings import ConfigError, load_settings
@@ -268,61 +268,21 @@ def _offers(provider: str, explain: bool, busy_s: float, as_json: bool, api_key:
         raise typer.Exit(EXIT_NOTHING_AFFORDABLE)
 
 
-def _vast_call(as_json: bool, vast_key: str | None, action: Callable) -> Any:
-    from subnet.compute.providers import ProviderDown
-    from subnet.compute.vast import VastNotFound
-
-    try:
-        return multi.run_vast(vast_key, action)
-    except VastNotFound as exc:
-        _fail(str(exc), EXIT_NOT_FOUND, as_json)
-    except ProviderDown as exc:
-        _fail(str(exc), EXIT_CONFIG if "no Vast API key" in exc.reason else EXIT_UNAVAILABLE, as_json)
-
-
 def _vast_instances(as_json: bool, vast_key: str | None) -> None:
-    found = _vast_call(as_json, vast_key, lambda vast: vast.mine())
-    if as_json:
-        typer.echo(json.dumps([multi.instance_json(i) for i in found], indent=2))
-    else:
-        Console(soft_wrap=False).print(multi.instances_table(found))
+    multi.show_vast_instances(as_json, vast_key, lambda message, code: _fail(message, code, as_json))
 
 
 def _stop_vast(instance_id: str, as_json: bool, vast_key: str | None, ledger_path: Path | None) -> None:
-    if not instance_id.isdigit():
-        _fail(f"a Vast instance id is a number, not {instance_id!r}", EXIT_CONFIG, as_json)
-    _vast_call(as_json, vast_key, lambda vast: vast.stop(instance_id))
-    path = ledger_path or _default_store()
-    if path.exists():  # the destroy was answered: proof enough to close our row, if we have one
-        with Ledger(path) as book:
-            entry = book.find(instance_id)
-            if entry is not None and entry.live:
-                book.mark_stopped(entry.name, note="destroyed by `subnet gpus stop`")
-    payload = {"provider": "vast", "instance_id": int(instance_id), "status": "destroyed"}
-    typer.echo(json.dumps(payload) if as_json else f"destroyed Vast instance {instance_id}")
+    fail = lambda message, code: _fail(message, code, as_json)  # noqa: E731
+    try:
+        path = ledger_path or _default_store()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    multi.stop_vast(instance_id, as_json, vast_key, path, fail)
 
 
 def _balances(provider: str, as_json: bool, api_key: str | None, vast_key: str | None) -> None:
-    from subnet.compute.providers import select_providers
-
-    try:
-        names = select_providers(provider)
-    except ValueError as exc:
-        _fail(str(exc), EXIT_CONFIG, as_json)
-    result: dict[str, float] = {}
-    for name in names:
-        if name == "vast":
-            amount = _vast_call(as_json, vast_key, lambda vast: vast.balance())
-        else:
-            try:
-                amount = BasilicaGPUClient(load_settings(api_key=api_key)).balance()["balance"]
-            except ConfigError as exc:
-                _fail(str(exc), EXIT_CONFIG, as_json)
-            except BasilicaError as exc:
-                _fail(str(exc), exc.exit_code, as_json)
-        result[name] = float(amount)
-    typer.echo(json.dumps(result) if as_json else "\n".join(multi.balance_line(n, Decimal(str(a)))
-                                                           for n, a in result.items()))
+    multi.show_balances(provider, as_json, api_key, vast_key, lambda message, code: _fail(message, code, as_json))
 
 
 # ---- views ------------------------------------------------------------------------------------

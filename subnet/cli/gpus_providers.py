@@ -9,14 +9,17 @@ is left out with one line on stderr; with `--provider all` the other one still a
 from __future__ import annotations
 
 import asyncio
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from subnet.cli.tables import add_number, add_text, compact_table
+from subnet.compute.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, BasilicaError
 from subnet.compute.policy import GpuPolicy, money
 from subnet.compute.providers import (
     BasilicaOffers,
@@ -25,6 +28,7 @@ from subnet.compute.providers import (
     VastOffers,
     cheapest_across,
     load_policy,
+    select_providers,
 )
 from subnet.compute.selection import LearnedStarts, learn_starts, samples_from_ledger
 
@@ -164,8 +168,67 @@ def balance_line(provider: str, amount: Decimal) -> str:
     return f"{provider} balance {money(amount)}"
 
 
-def policy_or_fail(fail: Callable[[str, int], None]) -> GpuPolicy:
-    from subnet.compute.errors import EXIT_CONFIG
+Fail = Callable[[str, int], None]  # prints one line, exits with the code; never returns
+
+
+def vast_call(vast_key: str | None, action: Callable[[VastOffers], Any], fail: Fail) -> Any:
+    from subnet.compute.vast import VastNotFound
+
+    try:
+        return run_vast(vast_key, action)
+    except VastNotFound as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except ProviderDown as exc:
+        fail(str(exc), EXIT_CONFIG if "no Vast API key" in exc.reason else EXIT_UNAVAILABLE)
+
+
+def show_vast_instances(as_json: bool, vast_key: str | None, fail: Fail) -> None:
+    found = vast_call(vast_key, lambda vast: vast.mine(), fail)
+    if as_json:
+        typer.echo(json.dumps([instance_json(i) for i in found], indent=2))
+    else:
+        Console(soft_wrap=False).print(instances_table(found))
+
+
+def stop_vast(instance_id: str, as_json: bool, vast_key: str | None, ledger_path: Path, fail: Fail) -> None:
+    from subnet.compute.ledger import Ledger
+
+    if not instance_id.isdigit():
+        fail(f"a Vast instance id is a number, not {instance_id!r}", EXIT_CONFIG)
+    vast_call(vast_key, lambda vast: vast.stop(instance_id), fail)
+    if ledger_path.exists():  # the destroy was answered: proof enough to close our row, if we have one
+        with Ledger(ledger_path) as book:
+            entry = book.find(instance_id)
+            if entry is not None and entry.live:
+                book.mark_stopped(entry.name, note="destroyed by `subnet gpus stop`")
+    payload = {"provider": "vast", "instance_id": int(instance_id), "status": "destroyed"}
+    typer.echo(json.dumps(payload) if as_json else f"destroyed Vast instance {instance_id}")
+
+
+def show_balances(provider: str, as_json: bool, api_key: str | None, vast_key: str | None, fail: Fail) -> None:
+    from subnet.compute.basilica import BasilicaGPUClient
+    from subnet.compute.settings import ConfigError, load_settings
+
+    try:
+        names = select_providers(provider)
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    result: dict[str, float] = {}
+    for name in names:
+        if name == "vast":
+            amount = vast_call(vast_key, lambda vast: vast.balance(), fail)
+        else:
+            try:
+                amount = BasilicaGPUClient(load_settings(api_key=api_key)).balance()["balance"]
+            except ConfigError as exc:
+                fail(str(exc), EXIT_CONFIG)
+            except BasilicaError as exc:
+                fail(str(exc), exc.exit_code)
+        result[name] = float(amount)
+    typer.echo(json.dumps(result) if as_json else "\n".join(balance_line(n, Decimal(str(a))) for n, a in result.items()))
+
+
+def policy_or_fail(fail: Fail) -> GpuPolicy:
     from subnet.compute.policy import PolicyFormatError
 
     try:

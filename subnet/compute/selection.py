@@ -194,7 +194,10 @@ def learn_starts(samples: Iterable[StartSample], last_n: int = LEARN_LAST_N,
                          _medians(hosts, last_n))
 
 
-def _medians(groups: Mapping[tuple[str, str], list[StartSample]], last_n: int) -> dict[tuple[str, str], tuple[float, int]]:
+_Key = tuple[str, str]
+
+
+def _medians(groups: Mapping[_Key, list[StartSample]], last_n: int) -> dict[_Key, tuple[float, int]]:
     out = {}
     for key, group in groups.items():
         newest = sorted(group, key=lambda s: s.at)[-last_n:]

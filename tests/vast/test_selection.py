@@ -109,7 +109,8 @@ def test_ties_are_broken_the_same_way_whatever_the_input_order():
     offers = [box("vast", "2", "0.20"), box("vast", "1", "0.20"), box("basilica", "9", "0.20", gpu="RTX-A4000"),
               box("vast", "cheap", "0.10")]
     learned = LearnedStarts({("vast", "rtxa4000"): (60.0, 1), ("basilica", "rtxa4000"): (60.0, 1)})
-    orders = {tuple(r.offer.label() for r in rank(list(p), POLICY, learned, 60)) for p in itertools.permutations(offers)}
+    orders = {tuple(r.offer.label() for r in rank(list(p), POLICY, learned, 60))
+              for p in itertools.permutations(offers)}
     assert len(orders) == 1
     # Equal cost, start and price: provider, then offer id.
     assert [r.offer.offer_id for r in rank(offers, POLICY, learned, 60)] == ["cheap", "9", "1", "2"]
@@ -163,8 +164,8 @@ def test_start_times_are_learned_per_provider_and_gpu_from_ledger_rows(tmp_path,
 
 
 def test_ready_time_in_detail_beats_the_row_going_active_and_instance_rows_are_vast():
-    row = LedgerEntry(id=1, kind="instance", name="sn-v-u1-x", remote_id="5", state="stopped", owner="", offering_id="9",
-                      gpu_type="RTX A4000", gpu_count=1, is_spot=False, hourly_rate=Decimal("0.2"), total_cost=None,
+    row = LedgerEntry(id=1, kind="instance", name="sn-v-u1-x", remote_id="5", state="stopped", owner="",
+                      offering_id="9", gpu_type="RTX A4000", gpu_count=1, is_spot=False, hourly_rate=Decimal("0.2"), total_cost=None,
                       detail={"ready_at": 1150.0}, created_at=1000.0, started_at=1002.0)
     assert [(s.provider, s.gpu_model, s.seconds) for s in samples_from_ledger([row])] == [("vast", "rtxa4000", 150.0)]
 

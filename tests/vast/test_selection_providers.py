@@ -49,7 +49,8 @@ def select(basilica: BasilicaTwin, vast: VastTwin, learned: LearnedStarts, *, va
     async def go():
         client = VastClient(vast_key, base_url=vast.base_url, retries=1)
         async with client:
-            gpu = BasilicaGPUClient(load_settings(api_key=BASILICA_TOKEN, api_url=basilica.url, retries=1), policy=POLICY)
+            settings = load_settings(api_key=BASILICA_TOKEN, api_url=basilica.url, retries=1)
+            gpu = BasilicaGPUClient(settings, policy=POLICY)
             return await cheapest_across([BasilicaOffers(gpu), VastOffers(client)], POLICY, learned, 120.0,
                                          warn=lines.append)
 
