@@ -35,6 +35,7 @@ class Mode(str, Enum):
     process = "process"
     docker = "docker"
     basilica = "basilica"
+    vast = "vast"
 
 
 _DEFAULTS = Settings.model_fields
@@ -95,7 +96,7 @@ def dry_run_command(
         getattr(runtime, "close", lambda: None)()  # the Basilica twin of `--mode basilica`
     if as_json:
         data = reports[0].to_json() if rounds == 1 else {"rounds": [r.to_json() for r in reports], "spread": spread(reports)}
-        sys.stdout.write(json.dumps(data | ({"basilica": rented} if rented else {})) + "\n")
+        sys.stdout.write(json.dumps(data | ({rented.get("provider", "basilica"): rented} if rented else {})) + "\n")
         return
     console = Console()
     for report in reports:
@@ -108,7 +109,9 @@ def dry_run_command(
 
 def print_rented(r: dict, console: Console) -> None:
     price = "-" if r["hourly_price"] is None else f"${r['hourly_price']:.2f}/h"
-    console.print(f"basilica: {r['gpu_type'] or '-'} at {price} · deployments {r['deployments_created']} created, "
+    provider = r.get("provider", "basilica")
+    what = "instances" if provider == "vast" else "deployments"
+    console.print(f"{provider}: {r['gpu_type'] or '-'} at {price} · {what} {r['deployments_created']} created, "
                   f"{r['deployments_deleted']} deleted, {r['deployments_left']} left · ${r['dollars']:.6f} "
                   f"({r['dollars_source']})", markup=False, soft_wrap=True)
 

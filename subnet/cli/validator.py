@@ -50,6 +50,7 @@ app.add_typer(validator_app, name="validator")
 class ValidatorMode(str, Enum):
     docker = "docker"
     basilica = "basilica"
+    vast = "vast"
 
 
 @validator_app.command("run")

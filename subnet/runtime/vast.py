@@ -90,9 +90,15 @@ class VastRuntime:
     def _learned(self):
         return learn_starts(samples_from_ledger(self.ledger.entries(KIND)))
 
-    async def reclaim(self) -> list[str]:
-        """Destroy every instance this validator created that is still alive (by ledger and label)."""
-        return await reclaim(self._client_of(), self.ledger, owners={self.owner}, prefix=self.prefix)
+    async def reclaim(self, close: bool = False) -> list[str]:
+        """Destroy every instance this validator created that is still alive (by ledger and label).
+        `close`: close this loop's client after (a start-up reclaim on a loop of its own)."""
+        client = self._client_of()
+        try:
+            return await reclaim(client, self.ledger, owners={self.owner}, prefix=self.prefix)
+        finally:
+            if close:
+                await client.aclose()
 
     # ---- before the round ------------------------------------------------------------------
 
