@@ -40,8 +40,12 @@ class BasilicaSettings(BaseSettings):
     )
     api_url: str = DEFAULT_API_URL
     # Kept as strings here and parsed by the pure policy module, which owns the format and its errors.
-    max_hourly_rate: str = str(DEFAULT_MAX_HOURLY_RATE)
-    allowed_gpu_types: str = DEFAULT_ALLOWED_GPU_TYPES
+    # One cap and one allowlist for every provider: the SUBNET_ names win, the BASILICA_ ones still work
+    # (subnet/compute/providers.py reads the same names in the same order for Vast).
+    max_hourly_rate: str = Field(str(DEFAULT_MAX_HOURLY_RATE), validation_alias=AliasChoices(
+        "SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE", "max_hourly_rate"))
+    allowed_gpu_types: str = Field(DEFAULT_ALLOWED_GPU_TYPES, validation_alias=AliasChoices(
+        "SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES", "allowed_gpu_types"))
     retries: int = Field(4, ge=1, le=10, description="Attempts per call for 429/5xx/network errors")
     backoff: float = Field(0.5, ge=0, le=30, description="First retry delay in seconds; doubles per attempt")
     timeout: float = Field(60.0, gt=0, description="Deadline per API call in seconds")

@@ -140,3 +140,16 @@ def test_the_cap_is_subnet_max_hourly_rate_and_basilica_max_hourly_rate_still_wo
     monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "lots")
     with pytest.raises(PolicyFormatError, match="^SUBNET_MAX_HOURLY_RATE: 'lots' is not a number"):
         load_policy()
+
+
+def test_subnet_max_hourly_rate_binds_basilicas_own_choice_too(twins, monkeypatch):
+    """The Basilica runtime picks its GPU with BasilicaSettings.policy(): the one cap holds there as well."""
+    basilica, _ = twins
+    monkeypatch.setenv("BASILICA_MAX_HOURLY_RATE", "0.44")
+    monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "0.26")
+    monkeypatch.setenv("SUBNET_ALLOWED_GPU_TYPES", "RTX-A4000:ondemand:1")
+    settings = load_settings(api_key=BASILICA_TOKEN, api_url=basilica.url, retries=1)
+    assert settings.cap == Decimal("0.26")
+    assert [o.id for o in BasilicaGPUClient(settings).list_cheap_gpus()] == ["b-a4000"]
+    monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "0.2")
+    assert BasilicaGPUClient(load_settings(api_key=BASILICA_TOKEN, api_url=basilica.url)).list_cheap_gpus() == []
