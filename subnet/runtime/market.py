@@ -1,0 +1,171 @@
+"""The cloud runtime (`--mode cloud`): each round on the GPU market that is cheapest per evaluation now.
+
+It holds the provider runtimes this validator has credentials for (Basilica, Vast.ai, or both) and
+adds one decision per round, nothing else: renting, readiness, tokens, faults, ledger rows, reclaim
+and destroy stay with each provider's runtime.
+
+Before a round (`preflight`, which the round service calls before anything starts) every provider
+runs its own preflight (it reclaims what an earlier round left and searches its market, the cap
+inside the search; a provider that cannot run the round says why in one line). The offers each
+provider found are then ranked together by `compute.providers.cheapest_across` with start times
+learned from the ledger, so a box cheap per hour but slow to start loses to a dearer, faster one.
+The provider of the best offer runs every `open()` of the round. A provider left out (Vast's daily
+search quota spent, a refused key, an API down, a spending limit) costs one warning line and the
+round runs on the other; with none left the round is skipped with one line naming each reason.
+
+The search a provider runs in its preflight is the one its `open()` rents from (each runtime keeps
+it for a minute), so choosing costs no second search: Vast's daily quota is spent once per round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, AsyncContextManager, AsyncIterator, Callable, Mapping, Sequence
+
+from subnet.compute.policy import GpuPolicy
+from subnet.compute.providers import ProviderDown, cheapest_across
+from subnet.compute.selection import BoxOffer, LearnedStarts, Ranked, from_basilica
+from subnet.compute.start_budget import calls_bound_s
+from subnet.config import Settings
+from subnet.protocol import InfraFault, Submission
+from subnet.util.text import one_line
+
+log = logging.getLogger(__name__)
+
+SKIPPED = "round skipped: "
+
+
+@dataclass(frozen=True)
+class RoundChoice:
+    """Which provider and offer won this round and why; the other providers' best and who was left out."""
+
+    provider: str
+    offer: str  # BoxOffer.label(): provider:offer_id GPU market xN
+    cost_per_eval: float
+    why: str  # "$0.08/h × (start 60 s, median of 5 starts, + busy 120 s) = $0.00400/eval"
+    others: Mapping[str, str] = field(default_factory=dict)  # provider → its best, for comparison
+    left_out: Mapping[str, str] = field(default_factory=dict)  # provider → why it could not run the round
+
+    def line(self) -> str:
+        text = f"round on {self.provider}: {self.offer}, {self.why}"
+        text += "".join(f"; {name} best {best}" for name, best in self.others.items())
+        return text + "".join(f"; {name} left out: {why}" for name, why in self.left_out.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "offer": self.offer, "cost_per_eval": self.cost_per_eval,
+                "why": self.why, "others": dict(self.others), "left_out": dict(self.left_out)}
+
+
+class RoundOffers:
+    """A provider runtime's own search for this round as an `OfferSource` for `cheapest_across`.
+
+    Read from what the runtime keeps after its preflight (a minute), so no second search is sent:
+    Vast's allowed offers as its `OfferPool` ranked them, and for Basilica the one offering its
+    `open()` deploys on (the cheapest allowed listed price; Basilica takes no offering id)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.name = runtime.name
+
+    async def offers(self, policy: GpuPolicy) -> list[BoxOffer]:
+        try:
+            if self.name == "vast":
+                return [r.offer for r in await self.runtime.offers.ranked()]
+            if self.name == "basilica":
+                return [from_basilica(await self.runtime._cheapest())]  # cached by the runtime: no new listing
+        except InfraFault as exc:
+            raise ProviderDown(self.name, str(exc)) from None
+        raise ProviderDown(self.name, f"no offer side for a {self.name!r} runtime")
+
+
+class MarketRuntime:
+    name = "cloud"
+
+    def __init__(self, providers: Sequence[Any], policy: GpuPolicy, settings: Settings,
+                 learned: Callable[[], LearnedStarts], *, dedicated_hardware: bool = True) -> None:
+        """`providers`: the runtimes with credentials (names "basilica", "vast"). `learned`: start
+        times from the ledger history. `dedicated_hardware`: False only when every provider's Actors
+        share this machine (the dry run's twins), to keep the round's start barrier."""
+        if not providers:
+            raise ValueError("cloud mode needs at least one provider runtime")
+        self.providers = list(providers)
+        self.policy = policy
+        self.settings = settings
+        self._learned = learned
+        self.dedicated_hardware = dedicated_hardware
+        self.choice: RoundChoice | None = None
+        self._winner: Any = None
+
+    @property
+    def provider_names(self) -> list[str]:
+        return [p.name for p in self.providers]
+
+    # ---- before the round ------------------------------------------------------------------
+
+    async def preflight(self, submissions: Sequence[Submission]) -> str | None:
+        """Choose this round's provider; one line (the round is skipped) when none can run it."""
+        self.choice, self._winner = None, None
+        refusals = await asyncio.gather(*(_preflight(p, submissions) for p in self.providers))
+        if not submissions:
+            return None  # nothing to start: the preflights only reclaimed leftovers
+        left_out = {p.name: why for p, why in zip(self.providers, refusals) if why}
+        ready = [p for p in self.providers if p.name not in left_out]
+        s = self.settings
+        busy_s = calls_bound_s(len(submissions), s.tasks, s.per_miner, s.concurrency, s.call_timeout)
+        found = await cheapest_across([RoundOffers(p) for p in ready], self.policy, self._learned(), busy_s,
+                                      warn=lambda _line: None)  # said below, one line per provider
+        left_out |= found.left_out
+        best = found.best
+        if best is None:
+            for p in ready:
+                left_out.setdefault(p.name, "no offer within the policy")
+            return SKIPPED + "no GPU provider can run this round: " + "; ".join(
+                f"{name}: {why}" for name, why in left_out.items())
+        self._winner = next(p for p in ready if p.name == best.offer.provider)
+        for name, why in left_out.items():
+            log.warning("%s left out of this round: %s; using %s", name, why, self._winner.name)
+        self.choice = _choice(best, found.ranked, left_out)
+        log.info("%s", self.choice.line())
+        return None
+
+    # ---- the Runtime port ------------------------------------------------------------------
+
+    def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
+        """The chosen provider's `open()`, untouched (its session, faults and teardown)."""
+        if self._winner is None:
+            return _refuse("no GPU provider was chosen for this round (every provider was left out)")
+        if environment is None:
+            return self._winner.open(submission)
+        return self._winner.open(submission, environment=environment)
+
+    def close(self) -> None:
+        for provider in self.providers:
+            getattr(provider, "close", lambda: None)()
+
+
+async def _preflight(provider: Any, submissions: Sequence[Submission]) -> str:
+    """The provider's own preflight as a reason it cannot run the round ("" when it can)."""
+    check = getattr(provider, "preflight", None)
+    try:
+        refusal = await check(submissions) if check is not None else None
+    except InfraFault as exc:
+        refusal = str(exc)
+    refusal = one_line(refusal or "", 300)
+    return refusal[len(SKIPPED):] if refusal.startswith(SKIPPED) else refusal
+
+
+def _choice(best: Ranked, ranked: Sequence[Ranked], left_out: Mapping[str, str]) -> RoundChoice:
+    others: dict[str, str] = {}
+    for r in ranked:
+        if r.offer.provider != best.offer.provider and r.offer.provider not in others:
+            others[r.offer.provider] = f"{r.offer.label()} ${r.cost:.5f}/eval"
+    return RoundChoice(best.offer.provider, best.offer.label(), float(best.cost), best.why, others, dict(left_out))
+
+
+@contextlib.asynccontextmanager
+async def _refuse(reason: str) -> AsyncIterator[Any]:
+    raise InfraFault(reason)
+    yield  # pragma: no cover - makes this a generator
