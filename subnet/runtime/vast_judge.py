@@ -27,7 +27,7 @@ _BAD_IMAGE = re.compile(r"manifest unknown|manifest for \S+ not found|pull acces
 # The host is at fault, whatever else the message says.
 _HOST = re.compile(r"no space left|nvidia|cuda|driver|port is already allocated|address already in use"
                    r"|i/o timeout|tls handshake|connection reset|temporary failure|network is unreachable"
-                   r"|oci runtime|outbid|offline|machine|host", re.I)
+                   r"|oci runtime|outbid|offline", re.I)
 _STOPPED = {"exited", "stopped", "inactive", "dead", "created"}
 
 
