@@ -36,6 +36,7 @@ class Mode(str, Enum):
     docker = "docker"
     basilica = "basilica"
     vast = "vast"
+    cloud = "cloud"
 
 
 _DEFAULTS = Settings.model_fields
@@ -108,6 +109,12 @@ def dry_run_command(
 
 
 def print_rented(r: dict, console: Console) -> None:
+    if "providers" in r:  # `--mode cloud`: what each twin rented, then each round's choice
+        for part in r["providers"].values():
+            print_rented(part, console)
+        for line in r["choices"]:
+            console.print(f"cloud: {line}", markup=False, soft_wrap=True)
+        return
     price = "-" if r["hourly_price"] is None else f"${r['hourly_price']:.2f}/h"
     provider = r.get("provider", "basilica")
     what = "instances" if provider == "vast" else "deployments"

@@ -51,6 +51,7 @@ class ValidatorMode(str, Enum):
     docker = "docker"
     basilica = "basilica"
     vast = "vast"
+    cloud = "cloud"  # Basilica and/or Vast, whichever is cheapest per evaluation each round
 
 
 @validator_app.command("run")

@@ -65,7 +65,7 @@ def runnable_defaults(env_dirs: Sequence[Path], mode: str) -> tuple[list[Path], 
     keep, notes = [], []
     for env_dir in env_dirs:
         names = requirement_names(env_dir)
-        if mode in ("process", "basilica", "vast"):  # the Basilica and Vast twins run env folders as processes
+        if mode in ("process", "basilica", "vast", "cloud"):  # the Basilica and Vast twins run env folders as processes
             missing = [n for n in names if not _installed(n)]
             fix = "pip install -e '.[torch]'" if missing == ["torch"] else f"pip install {' '.join(missing)}"
             why = f"needs {', '.join(missing)}, not installed in this Python ({fix})" if missing else ""

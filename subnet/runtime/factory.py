@@ -1,4 +1,4 @@
-"""Pick and build the runtime for a mode name (process, docker, basilica, vast) from the settings."""
+"""Pick and build the runtime for a mode name (process, docker, basilica, vast, cloud) from the settings."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def make_runtime(mode: str, settings: Settings, allow_local: bool = False):
         return basilica_runtime(settings)
     if mode == "vast":
         return vast_runtime(settings)
+    if mode == "cloud":
+        return cloud_runtime(settings)
     raise RuntimeUnavailable(f"unknown mode {mode!r}")
 
 
@@ -104,6 +106,36 @@ def vast_runtime(settings: Settings, key_flag: str | None = None):
 
         logging.getLogger(__name__).warning("destroyed %d Vast instance(s) a previous run left behind", len(reclaimed))
     return runtime
+
+
+def cloud_runtime(settings: Settings, key_flag: str | None = None):
+    """Every provider this validator has credentials for, each round on the cheapest per evaluation
+    (`subnet.runtime.market`). With one provider's credentials only, that one alone (one line says so)."""
+    import logging
+
+    from subnet.compute.ledger import Ledger
+    from subnet.compute.policy import PolicyFormatError
+    from subnet.compute.providers import load_policy
+    from subnet.compute.selection import learn_starts, samples_from_ledger
+    from subnet.runtime.market import MarketRuntime
+
+    try:
+        policy = load_policy()
+    except PolicyFormatError as exc:
+        raise RuntimeUnavailable(str(exc)) from None
+    built, missing = [], {}
+    builders = (("basilica", lambda: basilica_runtime(settings)), ("vast", lambda: vast_runtime(settings, key_flag)))
+    for name, build in builders:
+        try:
+            built.append(build())
+        except RuntimeUnavailable as exc:
+            missing[name] = str(exc)
+    if not built:
+        raise RuntimeUnavailable("cloud mode needs a Basilica token or a Vast key: " + "; ".join(missing.values()))
+    for why in missing.values():
+        logging.getLogger(__name__).warning("cloud mode: %s alone (%s)", built[0].name, why)
+    ledger = Ledger(settings.ledger_path)
+    return MarketRuntime(built, policy, settings, lambda: learn_starts(samples_from_ledger(ledger.entries())))
 
 
 def fit_refusal(runtime, settings: Settings, dry_run: bool = False) -> str:
