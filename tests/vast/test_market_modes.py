@@ -163,3 +163,18 @@ def test_dry_run_in_cloud_mode_runs_on_the_cheaper_twin_and_pays_honest_only(tmp
     assert cloud["deployments_created"] == cloud["deployments_deleted"] == 2 and cloud["deployments_left"] == 0
     vast = cloud["providers"]["vast"]
     assert all(p <= vast["cap"] for p in vast["hourly_prices"])  # nothing above the cap
+
+
+def test_a_refused_vast_key_at_start_leaves_basilica_alone_with_one_line(clean, tmp_path, caplog):
+    with BasilicaTwin(token="b-token", offerings=BASILICA_BOOK) as basilica, \
+            VastTwin(offers=VAST_OFFERS, api_key="v-key") as vast:
+        clean.setenv("BASILICA_API_URL", basilica.url)
+        clean.setenv("BASILICA_API_TOKEN", "b-token")
+        clean.setenv("VAST_URL", vast.base_url)
+        clean.setenv("VAST_API_KEY", "canary-refused-3e9d")  # not the account's key: 401
+        with caplog.at_level(logging.WARNING):
+            runtime = cloud_runtime(Settings(home=tmp_path / "home"))
+    assert runtime.provider_names == ["basilica"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("subnet")]
+    assert len(lines) == 1 and lines[0].startswith("cloud mode: basilica alone (Vast: "), lines
+    assert "canary-refused-3e9d" not in lines[0]
