@@ -82,8 +82,7 @@ class ProcessRuntime:
                 token = (env or {}).get(ACTOR_TOKEN_ENV)
                 auth = bearer_header(token) if token else {}  # the Actor answers 401 without it
                 await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log, auth)
-                session = AffinetesSession.for_url(url, self.max_response_bytes)
-                session._env._backend._http_executor.client.headers.update(auth)
+                session = AffinetesSession.for_url(url, self.max_response_bytes).add_headers(auth)
                 yield session
             finally:
                 if session is not None:

@@ -34,13 +34,12 @@ from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s
 from subnet.compute.vast import VastError
 from subnet.config import Settings
 from subnet.protocol import InfraFault, Submission
-from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, new_token
+from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, new_token
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_session import DeploymentSession
 from subnet.runtime.vast_judge import judge_death
 from subnet.runtime.vast_offers import OfferPool, bid_for
 from subnet.runtime.vast_reclaim import KIND, destroy, reclaim
-from subnet.runtime.vast_session import authorized
 from subnet.runtime.vast_start import InstanceWatch, StartWait
 from subnet.state.identity import validator_identity
 from subnet.util.text import one_line
@@ -144,7 +143,8 @@ class VastRuntime:
         try:
             url = await StartWait(self.watch, instance_id, name, token, self.budget).until_serving()
             self.ledger.add_detail(name, ready_at=time.time())
-            inner = authorized(AffinetesSession.for_url(url, self.settings.max_response_bytes), token)
+            inner = AffinetesSession.for_url(url, self.settings.max_response_bytes).add_headers(
+                bearer_header(token))
             inner.gpu_type = ranked.offer.gpu_model
             inner.hourly_price = float(ranked.offer.hourly_usd)
             session = DeploymentSession(inner, lambda: self._death_check(instance_id, name))

@@ -24,7 +24,6 @@ from subnet.protocol import actor_auth
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, bearer_ok, new_token
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.process import free_port
-from subnet.runtime.vast_session import authorized
 
 PROBE_METHOD = """
     def environment(self, **_):
@@ -140,7 +139,7 @@ def test_affinetes_url_executor_calls_with_the_header(guarded):
     url, token = guarded
 
     async def run():
-        session = authorized(AffinetesSession.for_url(url, 1 << 20), token)
+        session = AffinetesSession.for_url(url, 1 << 20).add_headers(bearer_header(token))
         refused = AffinetesSession.for_url(url, 1 << 20)
         try:
             result = await session.call("evaluate", {"task_key": "ab" * 32, "miner_key": "cd" * 32,
