@@ -101,7 +101,7 @@ class BasilicaRuntime:
         if not submissions:  # nothing changed: no deployment this round, nothing to budget
             return None
         try:
-            offering = await self._cheapest()
+            offering = await self.cheapest_offering()
         except InfraFault as exc:
             return f"round skipped: {exc}"
         s = self.settings
@@ -126,7 +126,7 @@ class BasilicaRuntime:
 
     @contextlib.asynccontextmanager
     async def open(self, submission: Submission) -> AsyncIterator[DeploymentSession]:
-        offering = await self._cheapest()
+        offering = await self.cheapest_offering()
         spec = DeploymentSpec.for_offering(
             offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
             port=ACTOR_PORT, env=self.settings.forwarded_environment(),
@@ -153,7 +153,8 @@ class BasilicaRuntime:
             # Shielded: a cancelled round still deletes what it created (or leaves the row open).
             await asyncio.shield(self._delete(spec.name))
 
-    async def _cheapest(self) -> Offering:
+    async def cheapest_offering(self) -> Offering:
+        """The cheapest allowed offering now (cached a minute, so a round and its preflight share one listing)."""
         if self._offering is not None and time.monotonic() - self._offering_at < 60:
             return self._offering
         try:

@@ -75,7 +75,7 @@ class RoundOffers:
             if self.name == "vast":
                 return [r.offer for r in await self.runtime.offers.ranked()]
             if self.name == "basilica":
-                return [from_basilica(await self.runtime._cheapest())]  # cached by the runtime: no new listing
+                return [from_basilica(await self.runtime.cheapest_offering())]  # cached by the runtime: no new listing
         except InfraFault as exc:
             raise ProviderDown(self.name, str(exc)) from None
         raise ProviderDown(self.name, f"no offer side for a {self.name!r} runtime")

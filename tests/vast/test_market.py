@@ -12,10 +12,13 @@ import pytest
 
 from envs_factory import make_env
 from subnet.compute.ledger import Ledger
+from subnet.compute.providers import load_policy
+from subnet.runtime.market import RoundOffers
 from subnet.twins.basilica_twin import offering
 from subnet.twins.vast.offers import vast_offer
+from subnet.util import aio
 
-from market_support import CAP, market_for, past_starts, run_round, start_twins
+from market_support import CAP, basilica_runtime, market_for, past_starts, run_round, start_twins
 
 BASILICA_BOOK = [offering("b-a4000", "RTX-A4000", "0.16"),
                  offering("b-v100-spot", "TESLA V100", "0.05", is_spot=True, gpu_count=2),  # not allowed (x2)
@@ -131,3 +134,13 @@ def test_one_provider_alone_runs_the_round(twins, only):
     assert market.choice.provider == only and market.choice.others == {}
     assert (len(twins.vast.created), len(twins.basilica_posts())) == ((1, 0) if only == "vast" else (0, 1))
     assert_nothing_above_the_cap(twins)
+
+
+def test_basilica_offer_side_is_the_runtimes_public_cheapest_offering(twins):
+    """The cloud runtime reads Basilica's offer through `BasilicaRuntime.cheapest_offering()` (public):
+    the cheapest allowed listed offering, the same one the runtime's open() deploys on."""
+    runtime = basilica_runtime(twins.home)
+    offering = aio.run(runtime.cheapest_offering())
+    assert (offering.id, offering.box_hourly_rate) == ("b-a4000", Decimal("0.16"))
+    offers = aio.run(RoundOffers(runtime).offers(load_policy()))
+    assert [(o.provider, o.offer_id, o.hourly_usd) for o in offers] == [("basilica", "b-a4000", Decimal("0.16"))]
