@@ -161,7 +161,8 @@ class VastRuntime:
         bid = bid_for(ranked, self.policy.max_hourly_rate)
         self.ledger.begin(KIND, name, owner=self.owner, offering_id=offer.offer_id, gpu_type=offer.gpu_model,
                           gpu_count=offer.gpu_count, is_spot=offer.spot, hourly_rate=offer.hourly_usd,
-                          detail={"provider": "vast", "gpu_model": offer.gpu_model, "bid": str(bid) if bid else None})
+                          detail={"provider": "vast", "gpu_model": offer.gpu_model, "bid": str(bid) if bid else None,
+                                  "machine_id": offer.host})  # start times are learned per machine too
         try:
             instance_id = await self._client_of().create_instance(
                 int(offer.offer_id), image=image, env=self._instance_env(token), price=bid,

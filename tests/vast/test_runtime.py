@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from envs_factory import make_broken_env, make_env
+from subnet.compute.selection import learn_starts, samples_from_ledger
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV
 from subnet.runtime.process import ProcessRuntime
 from subnet.twins.vast import VastTwin
@@ -61,6 +62,27 @@ def test_an_honest_round_on_the_cheapest_allowed_boxes(twin, tmp_path):
     rows = ledger.entries("instance")
     assert len(rows) == 3 and all(r.state == "stopped" and r.remote_id for r in rows)  # ... on proof
     assert all(r.detail["provider"] == "vast" and r.detail["ready_at"] >= r.created_at for r in rows)
+
+
+def test_start_times_are_learned_per_machine_from_the_rows_the_runtime_wrote(twin, tmp_path):
+    """Each row names its offer's machine (the twin's `machine_id`, vastai/data/offer.py), so the next
+    round's selection knows how fast that very host started an image."""
+    runtime, ledger = runtime_for(tmp_path / "home", twin.base_url)
+    round_with(runtime, uids=(1, 2))
+    rows = ledger.entries("instance")
+    learned = learn_starts(samples_from_ledger(rows))
+    machines = {twin_machine(r.offering_id) for r in rows}
+    assert {r.detail["machine_id"] for r in rows} == machines and len(machines) == 2
+    assert {host for _, host in learned.hosts} == machines
+    for row in rows:
+        seconds = row.detail["ready_at"] - row.created_at
+        assert learned.hosts[("vast", row.detail["machine_id"])] == (pytest.approx(seconds), 1)
+        estimate = learned.estimate("vast", "some other GPU", row.detail["machine_id"])
+        assert estimate.seconds == pytest.approx(seconds) and estimate.source.endswith("on this machine")
+
+
+def twin_machine(offer_id: str) -> str:
+    return next(str(o.row["machine_id"]) for o in OFFERS if str(o.row["id"]) == offer_id)
 
 
 def test_an_image_that_exits_at_start_is_the_miners_fault(twin, tmp_path):
