@@ -34,6 +34,7 @@ from subnet.compute.policy import (
     parse_max_rate,
 )
 from subnet.compute.selection import BoxOffer, LearnedStarts, Ranked, from_basilica, from_vast, gpu_key, rank, refused
+from subnet.compute.settings import ALLOWLIST_NAMES, CAP_NAMES, set_variable, variable_holding
 from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
@@ -81,26 +82,16 @@ class SelectionSettings(BaseSettings):
 
 
 def load_policy() -> GpuPolicy:
-    """The allowlist and cap for every provider. Raises PolicyFormatError (one line) on bad values."""
+    """The allowlist and cap for every provider. Raises PolicyFormatError (one line, naming the variable
+    that held the bad value) on bad values."""
     s = SelectionSettings()
-    return GpuPolicy(parse_allowlist(s.allowed_gpu_types, "SUBNET_ALLOWED_GPU_TYPES"),
-                     parse_max_rate(s.max_hourly_rate, "SUBNET_MAX_HOURLY_RATE"))
+    return GpuPolicy(parse_allowlist(s.allowed_gpu_types, variable_holding(ALLOWLIST_NAMES)),
+                     parse_max_rate(s.max_hourly_rate, variable_holding(CAP_NAMES)))
 
 
 def cap_variable() -> str | None:
     """Which variable sets the cap (environment first, then `.env`), or None when the default applies."""
-    import os
-    from pathlib import Path
-
-    from dotenv import dotenv_values
-
-    names = ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE")
-    dotenv = dotenv_values(".env") if Path(".env").is_file() else {}
-    for source in (os.environ, dotenv):
-        for name in names:
-            if (source.get(name) or "").strip():
-                return name
-    return None
+    return set_variable(CAP_NAMES)
 
 
 # ---- Basilica: offers from today's client ------------------------------------------------------

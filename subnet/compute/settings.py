@@ -24,6 +24,9 @@ from subnet.compute.policy import (
 )
 
 DEFAULT_API_URL = "https://api.basilica.ai"
+# One cap and one allowlist for every provider, first name first (subnet/compute/providers.py too).
+CAP_NAMES = ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE")
+ALLOWLIST_NAMES = ("SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES")
 
 
 class ConfigError(ValueError):
@@ -66,7 +69,8 @@ class BasilicaSettings(BaseSettings):
 
     def policy(self) -> GpuPolicy:
         try:
-            return GpuPolicy(parse_allowlist(self.allowed_gpu_types), parse_max_rate(self.max_hourly_rate))
+            return GpuPolicy(parse_allowlist(self.allowed_gpu_types, variable_holding(ALLOWLIST_NAMES)),
+                             parse_max_rate(self.max_hourly_rate, variable_holding(CAP_NAMES)))
         except PolicyFormatError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -87,6 +91,27 @@ def load_settings(api_key: str | None = None, api_url: str | None = None, **over
         raise ConfigError(_one_line(exc)) from None
     settings.policy()  # fail early on a malformed allowlist or cap
     return settings
+
+
+def variable_holding(names: tuple[str, ...], env_file: str = ".env") -> str:
+    """Which of `names` holds the value pydantic-settings read (environment first, then `.env`, first
+    name first, empty ignored, as the settings classes read them), so an error names the variable the
+    operator actually set; the first name when none is set (the default applies)."""
+    return set_variable(names, env_file) or names[0]
+
+
+def set_variable(names: tuple[str, ...], env_file: str = ".env") -> str | None:
+    """The first of `names` set in the environment, else in `env_file`; None when neither has one."""
+    import os
+
+    from dotenv import dotenv_values
+
+    dotenv = dotenv_values(env_file) if Path(env_file).is_file() else {}
+    for source in (os.environ, dotenv):
+        for name in names:
+            if (source.get(name) or "").strip():
+                return name
+    return None
 
 
 def _one_line(exc: ValidationError) -> str:

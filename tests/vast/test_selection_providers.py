@@ -153,3 +153,33 @@ def test_subnet_max_hourly_rate_binds_basilicas_own_choice_too(twins, monkeypatc
     assert [o.id for o in BasilicaGPUClient(settings).list_cheap_gpus()] == ["b-a4000"]
     monkeypatch.setenv("SUBNET_MAX_HOURLY_RATE", "0.2")
     assert BasilicaGPUClient(load_settings(api_key=BASILICA_TOKEN, api_url=basilica.url)).list_cheap_gpus() == []
+
+
+@pytest.mark.parametrize("where", ["environment", ".env"])
+@pytest.mark.parametrize("name, value, expected", [
+    ("SUBNET_MAX_HOURLY_RATE", "lots", "SUBNET_MAX_HOURLY_RATE: 'lots' is not a number"),
+    ("BASILICA_MAX_HOURLY_RATE", "-1", "BASILICA_MAX_HOURLY_RATE: '-1' must be a positive number"),
+    ("SUBNET_ALLOWED_GPU_TYPES", "A100:someday:1", "SUBNET_ALLOWED_GPU_TYPES: "),
+    ("BASILICA_ALLOWED_GPU_TYPES", "A100:someday:1", "BASILICA_ALLOWED_GPU_TYPES: "),
+])
+def test_a_bad_cap_or_allowlist_names_the_variable_that_held_it(monkeypatch, tmp_path, where, name, value, expected):
+    """Both readers of the one policy (the cross-provider one and Basilica's settings) name the variable
+    the operator set, not the other spelling."""
+    from subnet.compute.policy import PolicyFormatError
+    from subnet.compute.providers import load_policy
+    from subnet.compute.settings import ConfigError
+
+    for var in ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE", "SUBNET_ALLOWED_GPU_TYPES",
+                "BASILICA_ALLOWED_GPU_TYPES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    if where == "environment":
+        monkeypatch.setenv(name, value)
+    else:
+        (tmp_path / ".env").write_text(f"{name}={value}\n")
+    with pytest.raises(PolicyFormatError) as from_policy:
+        load_policy()
+    with pytest.raises(ConfigError) as from_settings:
+        load_settings(api_key="k")
+    for raised in (from_policy.value, from_settings.value):
+        assert str(raised).startswith(expected) and "\n" not in str(raised), raised
