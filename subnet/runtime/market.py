@@ -145,6 +145,13 @@ class MarketRuntime:
         for provider in self.providers:
             getattr(provider, "close", lambda: None)()
 
+    async def aclose(self) -> None:
+        """Close each provider's async clients (Vast's httpx client) on the serving loop."""
+        for provider in self.providers:
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+
 
 async def _preflight(provider: Any, submissions: Sequence[Submission]) -> str:
     """The provider's own preflight as a reason it cannot run the round ("" when it can)."""

@@ -181,6 +181,12 @@ class VastRuntime:
                      if k.upper() not in SECRET_NAMES and v not in self._secrets and k != ACTOR_TOKEN_ENV}
         return {**forwarded, ACTOR_TOKEN_ENV: token, **PORT_MAPPING}
 
+    async def aclose(self) -> None:
+        """Close the running loop's Vast client (the validator's stop calls it, on the serving loop)."""
+        close = getattr(self._client_of, "aclose", None)
+        if close is not None:
+            await close()
+
     async def _death_check(self, instance_id: int, name: str) -> Exception | None:
         try:
             row = await self._client_of().instance(instance_id)
@@ -207,3 +213,11 @@ class ClientPerLoop:
         if self._client is None or self._loop is not loop:
             self._loop, self._client = loop, self._make()
         return self._client
+
+    async def aclose(self) -> None:
+        """Close the client made for the running loop, if any; a later call makes a fresh one. A client
+        of another loop is left alone: its connections belong to that loop, which closed them."""
+        client, mine = self._client, self._loop is asyncio.get_running_loop()
+        if client is not None and mine:
+            self._client = self._loop = None
+            await client.aclose()

@@ -113,8 +113,11 @@ def _running(twin) -> set[int]:
 
 def test_validator_run_in_vast_mode_pays_honest_and_keeps_the_key_to_itself(world):
     twin, env, canary, seen, cwd = world
-    done = subprocess.run(validator("--once", "--json"), capture_output=True, text=True, env=env, timeout=240, cwd=cwd)
+    warnings_on = {**env, "PYTHONWARNINGS": "always::ResourceWarning"}  # an unclosed client's sockets say so
+    done = subprocess.run(validator("--once", "--json"), capture_output=True, text=True, env=warnings_on,
+                          timeout=240, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "unclosed" not in done.stderr.lower(), done.stderr[-3000:]  # the Vast client closed at stop
     report = json.loads(done.stdout.strip().splitlines()[-1])
     miners = {m["hotkey"]: m for m in report["miners"]}
     assert miners["miner1/default"]["verified"] == 3 and miners["miner1/default"]["weight"] == 1.0
