@@ -62,6 +62,11 @@ class LocalCloud:
             self.choices.append(self.market.choice.line())
         return refusal
 
+    @property
+    def choice(self) -> Any:
+        """This round's provider choice (the round report records it)."""
+        return self.market.choice
+
     def summary(self) -> dict[str, Any]:
         """Each twin's summary, their totals, and the line of every round's choice."""
         parts = {(s := local.summary()).get("provider", "basilica"): s for local in self.locals}

@@ -48,6 +48,7 @@ class RoundChoice:
     why: str  # "$0.08/h × (start 60 s, median of 5 starts, + busy 120 s) = $0.00400/eval"
     others: Mapping[str, str] = field(default_factory=dict)  # provider → its best, for comparison
     left_out: Mapping[str, str] = field(default_factory=dict)  # provider → why it could not run the round
+    hourly_usd: float | None = None  # the offer's box price (or bid) per hour
 
     def line(self) -> str:
         text = f"round on {self.provider}: {self.offer}, {self.why}"
@@ -55,8 +56,9 @@ class RoundChoice:
         return text + "".join(f"; {name} left out: {why}" for name, why in self.left_out.items())
 
     def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "offer": self.offer, "cost_per_eval": self.cost_per_eval,
-                "why": self.why, "others": dict(self.others), "left_out": dict(self.left_out)}
+        return {"provider": self.provider, "offer": self.offer, "hourly_usd": self.hourly_usd,
+                "cost_per_eval": self.cost_per_eval, "why": self.why, "others": dict(self.others),
+                "left_out": dict(self.left_out)}
 
 
 class RoundOffers:
@@ -169,7 +171,8 @@ def _choice(best: Ranked, ranked: Sequence[Ranked], left_out: Mapping[str, str])
     for r in ranked:
         if r.offer.provider != best.offer.provider and r.offer.provider not in others:
             others[r.offer.provider] = f"{r.offer.label()} ${r.cost:.5f}/eval"
-    return RoundChoice(best.offer.provider, best.offer.label(), float(best.cost), best.why, others, dict(left_out))
+    return RoundChoice(best.offer.provider, best.offer.label(), float(best.cost), best.why, others, dict(left_out),
+                       float(best.offer.hourly_usd))
 
 
 @contextlib.asynccontextmanager

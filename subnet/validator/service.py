@@ -211,6 +211,8 @@ class Validator:
             reveal=reveal,
             burn_uid=payout.burn.uid,
             burn_target=payout.burn.who,
+            # `--mode cloud`: the round's provider choice (RoundChoice.to_json); {} for other runtimes
+            compute=getattr(getattr(self.runtime, "choice", None), "to_json", dict)(),
         )
         summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
                    "rejected": len(plan.rejected), "weights_status": outcome_line,

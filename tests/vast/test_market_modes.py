@@ -124,11 +124,14 @@ def test_validator_run_in_cloud_mode_with_either_or_both_credentials(world, have
         env = env | keys[provider]
     done = subprocess.run([sys.executable, "-m", "subnet", "validator", "run", "--network", "devchain",
                            "--wallet.name", "validator", "--mode", "cloud", "--once", "--json"],
-                          capture_output=True, text=True, env=env, timeout=240, cwd=cwd)
+                          capture_output=True, text=True, env=env | {"PYTHONWARNINGS": "always::ResourceWarning"},
+                          timeout=240, cwd=cwd)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "unclosed" not in done.stderr.lower(), done.stderr[-3000:]  # every provider's client closed at stop
     report = json.loads(done.stdout.strip().splitlines()[-1])
     miners = {m["hotkey"]: m for m in report["miners"]}
     assert report["mode"] == "cloud"
+    assert_choice_recorded(report["compute"], rented_on, env, cwd)
     assert miners["miner1/default"]["verified"] == 3 and miners["miner1/default"]["weight"] == 1.0
     assert miners["miner2/default"]["faults"] == {"wrong_answer": 3} and miners["miner2/default"]["weight"] == 0
     posts = basilica.requests("POST", "/deployments")
@@ -142,6 +145,19 @@ def test_validator_run_in_cloud_mode_with_either_or_both_credentials(world, have
     assert all(s not in done.stdout + done.stderr for s in secrets)  # never in a line the validator prints
     for actor_env in (json.loads(line) for line in seen.read_text().splitlines()):
         assert all(s not in json.dumps(actor_env) for s in secrets)
+
+
+def assert_choice_recorded(compute: dict, provider: str, env: dict, cwd) -> None:
+    """The round's report names its provider choice, and `subnet validator status` shows it (text, --json)."""
+    assert compute["provider"] == provider and compute["offer"].startswith(f"{provider}:")
+    assert 0 < compute["hourly_usd"] <= float(CAP) and compute["cost_per_eval"] > 0
+    assert f"${compute['cost_per_eval']:.5f}/eval" in compute["why"] and compute["left_out"] == {}
+    status = [sys.executable, "-m", "subnet", "validator", "status"]
+    shown = subprocess.run([*status, "--json"], capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["compute"] == compute
+    text = subprocess.run(status, capture_output=True, text=True, env=env | {"COLUMNS": "80"}, timeout=60, cwd=cwd)
+    assert f"last round's GPU: {compute['offer']}, {compute['why']}" in " ".join(text.stdout.split())
 
 
 def test_dry_run_in_cloud_mode_runs_on_the_cheaper_twin_and_pays_honest_only(tmp_path):
@@ -160,6 +176,9 @@ def test_dry_run_in_cloud_mode_runs_on_the_cheaper_twin_and_pays_honest_only(tmp
     assert miners["wrong"]["faults"] == {"wrong_answer": 3} and miners["wrong"]["weight"] == 0
     cloud = report["cloud"]
     assert len(cloud["choices"]) == 1 and cloud["choices"][0].startswith("round on ")
+    compute = report["compute"]  # the round's report carries the same choice
+    assert cloud["choices"][0].startswith(f"round on {compute['provider']}: {compute['offer']}, {compute['why']}")
+    assert compute["hourly_usd"] <= cloud["providers"]["vast"]["cap"] and compute["cost_per_eval"] > 0
     assert cloud["deployments_created"] == cloud["deployments_deleted"] == 2 and cloud["deployments_left"] == 0
     vast = cloud["providers"]["vast"]
     assert all(p <= vast["cap"] for p in vast["hourly_prices"])  # nothing above the cap
