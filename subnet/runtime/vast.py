@@ -31,7 +31,7 @@ from subnet.compute.ledger import Ledger
 from subnet.compute.policy import GpuPolicy
 from subnet.compute.selection import learn_starts, samples_from_ledger
 from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s
-from subnet.compute.vast import VastError
+from subnet.compute.vast import VastAuthError, VastError
 from subnet.config import Settings
 from subnet.protocol import InfraFault, Submission
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, new_token
@@ -107,6 +107,12 @@ class VastRuntime:
             left = await self.reclaim()
             if left:
                 log.warning("destroyed %d Vast instance(s) left behind: %s", len(left), ", ".join(left))
+        except VastAuthError as exc:
+            # A refused key refuses the search too: the round's one line (the skip, or the cloud
+            # runtime's drop-out) says it; a second line here would repeat it every round.
+            if submissions:
+                return f"round skipped: Vast refused the key (leftovers not reclaimed): {one_line(str(exc))}"
+            log.warning("could not reclaim leftover Vast instances: %s", one_line(str(exc)))
         except VastError as exc:
             log.warning("could not reclaim leftover Vast instances: %s", one_line(str(exc)))
         if not submissions:

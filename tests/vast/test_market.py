@@ -144,3 +144,20 @@ def test_basilica_offer_side_is_the_runtimes_public_cheapest_offering(twins):
     assert (offering.id, offering.box_hourly_rate) == ("b-a4000", Decimal("0.16"))
     offers = aio.run(RoundOffers(runtime).offers(load_policy()))
     assert [(o.provider, o.offer_id, o.hourly_usd) for o in offers] == [("basilica", "b-a4000", Decimal("0.16"))]
+
+
+def test_a_vast_key_revoked_mid_run_costs_one_line_per_round(twins, caplog):
+    """The key worked at start and is revoked later: each round Vast's reclaim and its search are both
+    refused, and the operator reads one line per round (the drop-out, naming the refusal), not two."""
+    market, _ = market_for(twins)
+    twins.vast.api_key = "rotated-by-the-operator"  # every call with the old key: 401
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            refusal, outcomes = run_round(market, uids=(1,))
+        assert refusal is None and verified(outcomes[1]) and market.choice.provider == "basilica"
+        lines = ours(caplog)
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("vast left out of this round:") and lines[0].endswith("using basilica")
+        assert "key" in lines[0].lower() and "rotated" not in lines[0]
+    assert twins.vast.created == [] and twins.basilica.deployments == {}
