@@ -131,13 +131,20 @@ def list_gpus(
 
 @gpus_app.command("rent")
 def rent(
-    offering_id: Annotated[str, typer.Argument(help="Offering id from `subnet gpus list`.")],
+    offering_id: Annotated[str, typer.Argument(help="Offering id from `subnet gpus list` (Vast: offer id).")],
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     api_key: ApiKeyOpt = None,
     ledger: LedgerOpt = None,
+    provider: ProviderOpt = "basilica",
+    image: Annotated[Optional[str], typer.Option("--image", help="Vast: the Docker image the box runs.")] = None,
+    vast_key: VastKeyOpt = None,
 ) -> None:
     """Rent one offering, if the policy allows it (ledger row written before the rental starts)."""
+    if provider == "vast":
+        return _rent_vast(offering_id, image, dry_run, as_json, vast_key, ledger)
+    if provider != "basilica":
+        _fail("rent takes --provider basilica or vast (one box, one provider)", EXIT_CONFIG, as_json)
     _run(lambda client: _rent_view(client.rent(offering_id, dry_run=dry_run)), as_json, api_key, ledger,
          ledger_needed=not dry_run)
 
@@ -279,6 +286,19 @@ def _stop_vast(instance_id: str, as_json: bool, vast_key: str | None, ledger_pat
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     multi.stop_vast(instance_id, as_json, vast_key, path, fail)
+
+
+def _rent_vast(offer_id: str, image: str | None, dry_run: bool, as_json: bool, vast_key: str | None,
+               ledger_path: Path | None) -> None:
+    from subnet.config import Settings
+    from subnet.state.identity import validator_identity
+
+    fail = lambda message, code: _fail(message, code, as_json)  # noqa: E731
+    try:
+        path, home = ledger_path or _default_store(), Settings().home
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    multi.rent_vast(offer_id, image, dry_run, as_json, vast_key, path, validator_identity(home), fail)
 
 
 def _balances(provider: str, as_json: bool, api_key: str | None, vast_key: str | None) -> None:

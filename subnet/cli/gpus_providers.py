@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from subnet.cli.tables import add_number, add_text, compact_table
-from subnet.compute.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, BasilicaError
+from subnet.compute.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_POLICY, EXIT_UNAVAILABLE, BasilicaError
 from subnet.compute.policy import GpuPolicy, money
 from subnet.compute.providers import (
     BasilicaOffers,
@@ -203,6 +203,93 @@ def stop_vast(instance_id: str, as_json: bool, vast_key: str | None, ledger_path
                 book.mark_stopped(entry.name, note="destroyed by `subnet gpus stop`")
     payload = {"provider": "vast", "instance_id": int(instance_id), "status": "destroyed"}
     typer.echo(json.dumps(payload) if as_json else f"destroyed Vast instance {instance_id}")
+
+
+# ---- Vast: rent one box by hand -----------------------------------------------------------------
+
+
+async def find_allowed(vast: VastOffers, policy: GpuPolicy, offer_id: str) -> tuple[Any, str]:
+    """(the box offer, "") when `offer_id` is among the offers the policy allows (the cap inside the
+    search, as for the validator), else (None, why in one line)."""
+    from subnet.compute.providers import cap_variable
+    from subnet.compute.selection import refusal
+
+    allowed = {o.offer_id: o for o in await vast.offers(policy)}
+    box = allowed.get(offer_id)
+    if box is not None and refusal(box, policy) is None:
+        return box, ""
+    # Not under the cap or not in the allowlist: the same searches without the cap say which.
+    box = next((o for o in await vast.offers(policy, capped=False) if o.offer_id == offer_id), None)
+    why = refusal(box, policy, cap_variable() or "SUBNET_MAX_HOURLY_RATE") if box is not None else None
+    return None, why or (f"not a rentable offer of the allowlist {policy.describe_allowlist()} "
+                         "(another GPU or count, unverified, or taken)")
+
+
+async def rent_vast_box(vast: VastOffers, box: Any, policy: GpuPolicy, image: str, ledger_path: Path,
+                        identity: str) -> dict:
+    """Ledger row first (owner "cli", label `sn-<validator id>-cli-<rand>`), then the create; the row
+    is failed on a refusal, kept open when the answer was lost (the label finds it). Its own Actor
+    token guards the public port, as for the validator's instances."""
+    import secrets
+
+    from subnet.compute.ledger import Ledger
+    from subnet.compute.vast import VastError
+    from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, new_token
+    from subnet.runtime.vast import PORT_MAPPING
+    from subnet.runtime.vast_reclaim import KIND
+    from subnet.util.text import one_line
+
+    label, token = f"sn-{identity}-cli-{secrets.token_hex(3)}", new_token()
+    bid = min(box.hourly_usd, policy.max_hourly_rate) if box.spot else None  # at or under the cap
+    with Ledger(ledger_path) as book:
+        book.begin(KIND, label, owner="cli", offering_id=box.offer_id, gpu_type=box.gpu_model,
+                   gpu_count=box.gpu_count, is_spot=box.spot, hourly_rate=box.hourly_usd,
+                   detail={"provider": "vast", "gpu_model": box.gpu_model, "bid": str(bid) if bid else None,
+                           "machine_id": box.host, "image": image})
+        try:
+            instance_id = await vast.client.create_instance(int(box.offer_id), image=image, price=bid, label=label,
+                                                            env={ACTOR_TOKEN_ENV: token, **PORT_MAPPING})
+        except VastError as exc:
+            if exc.ambiguous:
+                book.note(label, f"create answer lost: {one_line(str(exc), 200)}")
+            else:
+                book.mark_failed(label, one_line(str(exc), 300))
+            raise ProviderDown("vast", f"create on offer {box.offer_id}: {one_line(str(exc))}") from None
+        book.mark_active(label, str(instance_id), box.hourly_usd)
+    return {"provider": "vast", "instance_id": instance_id, "label": label, "offer_id": box.offer_id,
+            "gpu": box.gpu_model, "hourly_usd": float(box.hourly_usd), "bid": float(bid) if bid else None,
+            "image": image, "actor_token": token}
+
+
+def rent_vast(offer_id: str, image: str | None, dry_run: bool, as_json: bool, vast_key: str | None,
+              ledger_path: Path, identity: str, fail: Fail) -> None:
+    """`subnet gpus rent --provider vast OFFER_ID --image REF`: one box, refused in one line when the
+    offer is above the cap or outside the allowlist."""
+    if not offer_id.isdigit():
+        fail(f"a Vast offer id is a number, not {offer_id!r}", EXIT_CONFIG)
+    if not image:
+        fail("renting on Vast needs --image REF (the Docker image the box runs)", EXIT_CONFIG)
+    policy = policy_or_fail(fail)
+
+    async def go(vast: VastOffers) -> dict:
+        box, why = await find_allowed(vast, policy, offer_id)
+        if box is None:
+            return {"refused": f"vast offer {offer_id} refused: {why}"}
+        if dry_run:
+            return {"provider": "vast", "offer_id": offer_id, "gpu": box.gpu_model,
+                    "hourly_usd": float(box.hourly_usd), "image": image, "dry_run": True}
+        return await rent_vast_box(vast, box, policy, image, ledger_path, identity)
+
+    done = vast_call(vast_key, go, fail)
+    if "refused" in done:
+        fail(done["refused"], EXIT_POLICY)
+    if as_json:
+        typer.echo(json.dumps(done))
+    elif dry_run:
+        typer.echo(f"would rent vast offer {offer_id}: {done['gpu']} at {money(Decimal(str(done['hourly_usd'])))}/h")
+    else:
+        typer.echo(f"rented vast offer {offer_id} as instance {done['instance_id']} ({done['label']}): "
+                   f"{done['gpu']} at {money(Decimal(str(done['hourly_usd'])))}/h; Actor token {done['actor_token']}")
 
 
 def show_balances(provider: str, as_json: bool, api_key: str | None, vast_key: str | None, fail: Fail) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
@@ -162,9 +162,13 @@ class VastOffers:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    async def offers(self, policy: GpuPolicy) -> list[BoxOffer]:
+    async def offers(self, policy: GpuPolicy, *, capped: bool = True) -> list[BoxOffer]:
+        """The allowlist's offers, the cap inside each search; `capped=False` only to say why an offer
+        was refused (`subnet gpus rent`: above the cap, or not in the allowlist at all)."""
         found: list[BoxOffer] = []
         for query in vast_queries(policy):
+            if not capped:
+                query = replace(query, max_dph=None)
             for offer in await self._guard(self.client.search_offers(query)):
                 box = from_vast(offer)
                 if box is not None:

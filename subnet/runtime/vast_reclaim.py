@@ -3,7 +3,8 @@
 Ours is what the ledger says we created (rows of kind "instance" owned by this validator) and what
 carries our label prefix `sn-<validator id>-` in the account's listing: a crash between the create
 call and its answer leaves an instance the ledger knows by label only. Another validator's instances
-(another prefix, another ledger) are never touched, even on a shared account. A row closes when the
+(another prefix, another ledger) are never touched, even on a shared account, nor a box the operator
+rented by hand with `subnet gpus rent` (our prefix, a ledger row owned by "cli"). A row closes when the
 destroy was answered (or 404: already gone) or when the instance is absent from the listing.
 """
 
@@ -48,7 +49,7 @@ async def reclaim(client: Any, ledger: Ledger, *, owners: set[str], prefix: str)
     rows = _ours(ledger.live(KIND), owners)
     targets: dict[int, str] = {}
     for inst in listing:
-        if (inst.label or "").startswith(prefix):
+        if (inst.label or "").startswith(prefix) and not _rented_by_hand(ledger, inst.label, owners):
             targets[inst.id] = inst.label
     for row in rows:
         remote = _int(row.remote_id)
@@ -73,6 +74,13 @@ async def reclaim(client: Any, ledger: Ledger, *, owners: set[str], prefix: str)
         if (remote is None or remote not in by_id) and row.name not in listed_labels:
             ledger.mark_stopped(row.name, note="absent from the account's listing")
     return destroyed
+
+
+def _rented_by_hand(ledger: Ledger, label: str, owners: set[str]) -> bool:
+    """A box `subnet gpus rent --provider vast` rented carries our prefix too, but its row names
+    another owner ("cli"): the operator stops it (`subnet gpus stop`), not the next round."""
+    row = ledger.get(label)
+    return row is not None and row.owner not in owners
 
 
 def _int(value: str | None) -> int | None:

@@ -13,8 +13,11 @@ from subnet.cli.gpus import gpus_app
 from subnet.compute import ledger as ledger_module
 from subnet.compute.ledger import Ledger
 from subnet.compute.vast import VastClient
+from subnet.state.identity import validator_identity
 from subnet.twins.basilica_twin import BasilicaTwin, offering
 from subnet.twins.vast import VastTwin, vast_offer
+
+from vast_support import runtime_for
 
 BASILICA_TOKEN = "basilica-canary-71aa"
 VAST_KEY = "vast-canary-3f08"
@@ -145,3 +148,46 @@ def test_basilica_stays_the_default_provider(twins):
     rows = json.loads(gpus("list", "--json").stdout)
     assert [r["id"] for r in rows] == ["b-a4000"]  # today's shape, unchanged
     assert Decimal(str(rows[0]["hourly_rate"])) == Decimal("0.25")
+
+
+def test_rent_one_vast_box_by_hand_ledger_first_and_labelled(twins, tmp_path):
+    _, vast = twins
+    home = tmp_path / "home"
+    result = gpus("rent", "--provider", "vast", "201", "--image", "example/actor:1", "--json")
+    assert result.exit_code == 0, result.stderr
+    rented = json.loads(result.stdout)
+    identity = validator_identity(home)
+    assert rented["label"].startswith(f"sn-{identity}-cli-") and rented["hourly_usd"] == pytest.approx(0.12)
+    assert [(c.offer_id, c.price, c.label) for c in vast.created] == [(201, None, rented["label"])]
+    assert set(vast.created[0].env_keys) == {"SUBNET_ACTOR_TOKEN", "-p 8000:8000"}  # guarded, port mapped
+    assert VAST_KEY not in result.stdout + result.stderr
+    with Ledger(home / "state.sqlite") as ledger:
+        row = ledger.get(rented["label"])
+    assert (row.owner, row.state, row.remote_id, row.hourly_rate) == ("cli", "active", str(rented["instance_id"]),
+                                                                      Decimal("0.12"))
+    assert row.created_at <= vast.instances[rented["instance_id"]].start_date  # the row came first
+    bid = json.loads(gpus("rent", "--provider", "vast", "202", "--image", "example/actor:1", "--json").stdout)
+    assert vast.created[-1].price == pytest.approx(0.09) and bid["bid"] == pytest.approx(0.09)  # at the cap or under
+    # The validator's reclaim (our prefix too) leaves a box rented by hand to the operator ...
+    runtime, _ = runtime_for(home, vast.base_url, key=VAST_KEY)
+    assert asyncio.run(runtime.reclaim(close=True)) == [] and rented["instance_id"] in vast.instances
+    # ... who stops it, closing its row.
+    assert gpus("stop", "--provider", "vast", str(rented["instance_id"])).exit_code == 0
+    with Ledger(home / "state.sqlite") as ledger:
+        assert ledger.get(rented["label"]).state == "stopped"
+
+
+def test_rent_refuses_a_vast_offer_above_the_cap_or_outside_the_allowlist_in_one_line(twins, tmp_path):
+    _, vast = twins
+    vast.book.append(vast_offer(204, "RTX 3090", "0.05"))  # cheapest of all, not in the allowlist
+    for offer_id, words in (("203", "box price $0.60/h exceeds SUBNET_MAX_HOURLY_RATE $0.44/h"),
+                            ("204", "not a rentable offer of the allowlist")):
+        result = gpus("rent", "--provider", "vast", offer_id, "--image", "example/actor:1")
+        assert result.exit_code == 7, result.stderr
+        assert result.stderr.startswith(f"error: vast offer {offer_id} refused: ") and words in result.stderr
+        assert result.stderr.count("\n") == 1
+    no_image = gpus("rent", "--provider", "vast", "201")
+    assert no_image.exit_code == 2 and "--image" in no_image.stderr and no_image.stderr.count("\n") == 1
+    assert vast.created == []  # nothing rented ...
+    state = tmp_path / "home" / "state.sqlite"
+    assert not state.exists() or Ledger(state).entries("instance") == []  # ... and nothing to track
