@@ -94,8 +94,11 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
 
 
 def compute_line(choice: dict[str, Any]) -> str:
-    """`--mode cloud`: where the last round ran and why, and any provider left out with its reason."""
-    text = f"last round's GPU: {choice.get('offer')}, {choice.get('why')}"  # why: $/h × (start + busy) = $/eval
+    """`--mode cloud`: the last round's best box and why, miners placed per provider, any provider left out."""
+    text = f"last round's best GPU: {choice.get('offer')}, {choice.get('why')}"  # why: $/h × (start + busy) = $/eval
+    placed = choice.get("placed") or {}  # miners per provider: each miner took the best box left
+    if placed:
+        text += "; placed " + ", ".join(f"{n} on {name}" for name, n in sorted(placed.items()))
     return text + "".join(f"; {name} left out: {why}" for name, why in (choice.get("left_out") or {}).items())
 
 

@@ -36,9 +36,10 @@ from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import CreatedDeployment, DeploymentSpec, friendly_name, ledger_owner, owned_prefix
 from subnet.compute.errors import BasilicaError
 from subnet.compute.policy import Offering
+from subnet.compute.selection import Ranked
 from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s, ttl_s
 from subnet.config import Settings
-from subnet.protocol import ACTOR_PORT, InfraFault, Submission
+from subnet.protocol import ACTOR_PORT, InfraFault, StartRefused, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_session import DeploymentSession
 from subnet.runtime.basilica_start import StartWatch, death_check
@@ -66,7 +67,8 @@ class BasilicaRuntime:
         self.identity = validator_identity(settings.home)
         self.budget = budget or StartBudget(settings.basilica_start_timeout, settings.start_timeout)
         self.watch = DeploymentWatch(client, poll_s=poll_s)
-        self._offering: Offering | None = None
+        self._offering: Offering | None = None  # the cheapest of `_offerings` (the dry run's summary reads it)
+        self._offerings: list[Offering] = []
         self._offering_at = 0.0
         self._miners = 1  # this round's deployments (preflight), for the bound on a deployment's calls
 
@@ -125,8 +127,9 @@ class BasilicaRuntime:
         return calls_bound_s(self._miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[DeploymentSession]:
-        offering = await self.cheapest_offering()
+    async def open(self, submission: Submission, offer: Ranked | None = None) -> AsyncIterator[DeploymentSession]:
+        """`offer`: the offering to deploy on (the cloud runtime chose it across providers); else the cheapest."""
+        offering = offer.offer.raw if offer is not None else await self.cheapest_offering()
         spec = DeploymentSpec.for_offering(
             offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
             port=ACTOR_PORT, env=self.settings.forwarded_environment(),
@@ -155,22 +158,29 @@ class BasilicaRuntime:
 
     async def cheapest_offering(self) -> Offering:
         """The cheapest allowed offering now (cached a minute, so a round and its preflight share one listing)."""
-        if self._offering is not None and time.monotonic() - self._offering_at < 60:
-            return self._offering
+        return (await self.allowed_offerings())[0]
+
+    async def allowed_offerings(self) -> list[Offering]:
+        """Every allowed offering now, cheapest box first (the same cached listing)."""
+        if self._offerings and time.monotonic() - self._offering_at < 60:
+            return list(self._offerings)
         try:
             offerings = await blocking(self.client.gpu.list_cheap_gpus)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
         if not offerings:
             raise InfraFault("no GPU offering within the policy is available right now")
-        self._offering, self._offering_at = offerings[0], time.monotonic()
-        return offerings[0]
+        self._offerings, self._offering, self._offering_at = list(offerings), offerings[0], time.monotonic()
+        return list(offerings)
 
     async def _create(self, spec: DeploymentSpec, offering: Offering) -> CreatedDeployment:
         try:
             created = await blocking(self.client.create, spec, owner=self._owner,
                                               hourly_rate=offering.box_hourly_rate, price_source=PRICE_SOURCE)
         except BasilicaError as exc:
+            row = self.client.ledger.get(spec.name)
+            if row is not None and row.state == "failed":  # refused outright: no deployment exists
+                raise StartRefused(f"Basilica: {exc}") from None
             raise InfraFault(f"Basilica: {exc}") from None
         if created.access is None:  # the client deletes such a deployment; this is a last guard
             raise InfraFault(f"deployment {spec.name} has no share token: not calling it without one")

@@ -29,11 +29,11 @@ from typing import Any, AsyncIterator, Callable, Sequence
 from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.ledger import Ledger
 from subnet.compute.policy import GpuPolicy
-from subnet.compute.selection import learn_starts, samples_from_ledger
+from subnet.compute.selection import Ranked, learn_starts, samples_from_ledger
 from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s
 from subnet.compute.vast import VastAuthError, VastError
 from subnet.config import Settings
-from subnet.protocol import InfraFault, Submission
+from subnet.protocol import InfraFault, StartRefused, Submission
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, new_token
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_session import DeploymentSession
@@ -141,8 +141,9 @@ class VastRuntime:
     # ---- the Runtime port ------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[DeploymentSession]:
-        ranked = await self.offers.take()
+    async def open(self, submission: Submission, offer: Ranked | None = None) -> AsyncIterator[DeploymentSession]:
+        """`offer`: the box to rent (the cloud runtime chose it across providers); else the best left."""
+        ranked = offer if offer is not None else await self.offers.take()
         name = instance_name(self.identity, submission.uid, submission.digest)
         token = new_token()
         instance_id = await self._create(ranked, name, submission.source, token)
@@ -174,11 +175,12 @@ class VastRuntime:
                 int(offer.offer_id), image=image, env=self._instance_env(token), price=bid,
                 disk_gb=self.disk_gb, label=name)
         except VastError as exc:
+            reason = f"Vast create on offer {offer.offer_id}: {one_line(str(exc))}"
             if exc.ambiguous:  # it may exist: the row stays open and the label finds it at reclaim
                 self.ledger.note(name, f"create answer lost: {one_line(str(exc), 200)}")
-            else:
-                self.ledger.mark_failed(name, one_line(str(exc), 300))
-            raise InfraFault(f"Vast create on offer {offer.offer_id}: {one_line(str(exc))}") from None
+                raise InfraFault(reason) from None
+            self.ledger.mark_failed(name, one_line(str(exc), 300))
+            raise StartRefused(reason) from None  # refused: no instance exists, nothing was paid
         self.ledger.mark_active(name, str(instance_id), offer.hourly_usd)
         return instance_id
 

@@ -19,7 +19,7 @@ from subnet.compute.policy import GpuPolicy
 from subnet.compute.providers import vast_queries
 from subnet.compute.selection import LearnedStarts, Ranked, from_vast, rank
 from subnet.compute.vast import VastError
-from subnet.protocol import InfraFault
+from subnet.protocol import InfraFault, StartRefused
 
 FRESH_S = 60.0
 
@@ -51,7 +51,7 @@ class OfferPool:
         await self.ranked()
         async with self._lock:
             if not self._ranked:
-                raise InfraFault("no Vast offer within the policy is available right now "
+                raise StartRefused("no Vast offer within the policy is available right now "
                                  f"(allowlist {self.policy.describe_allowlist()}, cap ${self.policy.max_hourly_rate}/h)")
             return self._ranked.pop(0)
 

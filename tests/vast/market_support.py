@@ -96,8 +96,9 @@ def market_for(twins: Twins, providers=("basilica", "vast")) -> tuple[MarketRunt
     return market, ledger
 
 
-def run_round(market: MarketRuntime, uids=(1, 2)):
-    """preflight → the round engine, as the round service does. Returns (refusal, outcomes by uid)."""
+def run_round(market: MarketRuntime, uids=(1, 2), between=None):
+    """preflight → the round engine, as the round service does (`between()` runs in between: the
+    market moves after the search). Returns (refusal, outcomes by uid)."""
     challenge = MatrixChain(n=64, depth=2)
     subs = [Submission(uid, f"hk{uid}", image_of(uid), digest_of(uid)) for uid in uids]
     engine = RoundEngine(market, challenge, RoundLimits(call_timeout=20))
@@ -106,6 +107,8 @@ def run_round(market: MarketRuntime, uids=(1, 2)):
         refusal = await market.preflight(subs)
         if refusal:
             return refusal, {}
+        if between is not None:
+            between()
         outcomes = await engine.run(subs, challenge.make_tasks(b"market", SMALL["tasks"]))
         return None, {o.submission.uid: o for o in outcomes}
 

@@ -152,12 +152,14 @@ def assert_choice_recorded(compute: dict, provider: str, env: dict, cwd) -> None
     assert compute["provider"] == provider and compute["offer"].startswith(f"{provider}:")
     assert 0 < compute["hourly_usd"] <= float(CAP) and compute["cost_per_eval"] > 0
     assert f"${compute['cost_per_eval']:.5f}/eval" in compute["why"] and compute["left_out"] == {}
+    assert compute["placed"] == {provider: 2}  # both miners started where the best boxes were
     status = [sys.executable, "-m", "subnet", "validator", "status"]
     shown = subprocess.run([*status, "--json"], capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["compute"] == compute
     text = subprocess.run(status, capture_output=True, text=True, env=env | {"COLUMNS": "80"}, timeout=60, cwd=cwd)
-    assert f"last round's GPU: {compute['offer']}, {compute['why']}" in " ".join(text.stdout.split())
+    shown_text = " ".join(text.stdout.split())
+    assert f"last round's best GPU: {compute['offer']}, {compute['why']}; placed 2 on {provider}" in shown_text
 
 
 def test_dry_run_in_cloud_mode_runs_on_the_cheaper_twin_and_pays_honest_only(tmp_path):
@@ -175,10 +177,11 @@ def test_dry_run_in_cloud_mode_runs_on_the_cheaper_twin_and_pays_honest_only(tmp
     assert miners["honest"]["verified"] == 3 and miners["honest"]["weight"] == 1.0
     assert miners["wrong"]["faults"] == {"wrong_answer": 3} and miners["wrong"]["weight"] == 0
     cloud = report["cloud"]
-    assert len(cloud["choices"]) == 1 and cloud["choices"][0].startswith("round on ")
+    assert len(cloud["choices"]) == 1 and cloud["choices"][0].startswith("round's best box on ")
     compute = report["compute"]  # the round's report carries the same choice
-    assert cloud["choices"][0].startswith(f"round on {compute['provider']}: {compute['offer']}, {compute['why']}")
+    assert cloud["choices"][0].startswith(f"round's best box on {compute['provider']}: {compute['offer']}, {compute['why']}")
     assert compute["hourly_usd"] <= cloud["providers"]["vast"]["cap"] and compute["cost_per_eval"] > 0
+    assert sum(compute["placed"].values()) == 2  # each miner counted where it started
     assert cloud["deployments_created"] == cloud["deployments_deleted"] == 2 and cloud["deployments_left"] == 0
     vast = cloud["providers"]["vast"]
     assert all(p <= vast["cap"] for p in vast["hourly_prices"])  # nothing above the cap

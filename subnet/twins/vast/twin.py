@@ -97,6 +97,13 @@ class VastTwin:
     def lose_machine(self, instance_id: int) -> None:
         self._knock(instance_id, "offline", "Machine offline: the host stopped reporting")
 
+    def rented_by_another(self, offer_id: int) -> None:
+        """Another account rents the box between our search and our create: it leaves searches
+        (`rented eq false`, vast-python `vastai/api/offers.py` search defaults) and a create on it
+        answers no_such_ask (`_create` below)."""
+        with self.lock:
+            next(o for o in self.book if o.id == offer_id).row["rented"] = True
+
     def search_quota(self, searches: int, key: str | None = None) -> None:
         with self.lock:
             if key is None:
