@@ -17,8 +17,11 @@ round runs on the other; with none left the round is skipped with one line namin
 
 A start the provider refuses before anything ran (`StartRefused`: the Vast box was rented by someone
 else or the create refused, Basilica refused the deployment) moves that miner to the best choice of
-another provider (of the same one when no other has a box left), once, with one line. Nothing else is retried elsewhere: a miner's image that exits
-at start is its own fault, and a box that started and then failed may have been paid for.
+another provider (of the same one when no other has a box left), once, with one line. Nothing else
+is retried elsewhere: a miner's image that exits at start is its own fault, and a box that started
+and then failed may have been paid for. A miner never has two boxes: the second start comes only
+after the first was refused, when nothing of the first exists (an unanswered Vast create is not a
+refusal: it may have rented a box, so it stays infrastructure and the label finds it at reclaim).
 
 The search a provider runs in its preflight is the one the plan hands out (each runtime keeps it for
 a minute), so choosing costs no second search: Vast's daily quota is spent once per round.

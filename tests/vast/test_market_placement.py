@@ -13,7 +13,9 @@ import pytest
 
 from envs_factory import make_broken_env, make_env
 from subnet.compute.placement import RoundPlan
+from subnet.compute.policy import Offering
 from subnet.compute.selection import BoxOffer, Ranked
+from subnet.runtime.market import one_per_request
 from subnet.twins.basilica_twin import offering
 from subnet.twins.vast.offers import vast_offer
 
@@ -139,3 +141,14 @@ def test_round_plan_counts_miners_started_per_provider():
     for _ in range(3):
         plan.started(plan.take())
     assert plan.placed == {"vast": 1, "basilica": 2}
+
+
+def test_basilica_offers_one_choice_per_request_the_cheapest():
+    """A deployment asks for a GPU model, count and market: a dearer offering of the same request adds
+    nothing; another request (on demand vs spot) is its own choice."""
+    book = [offering("v-spot", "TESLA V100", "0.05", is_spot=True),
+            offering("v-spot-b", "Tesla V100", "0.07", is_spot=True), offering("v-od", "TESLA V100", "0.15")]
+    boxes = one_per_request([Offering(o["id"], o["gpu_type"], o["gpu_count"], o["is_spot"],
+                                      Decimal(o["hourly_rate_per_gpu"]), o["provider"], o["region"],
+                                      o["gpu_memory_gb_per_gpu"]) for o in book])
+    assert [b.offer_id for b in boxes] == ["v-spot", "v-od"]
