@@ -2,8 +2,8 @@
 
 The Basilica twin and the Vast twin each run the env folders for real (process runtime), as in
 `--mode basilica` and `--mode vast`; the production runtimes talk to them over loopback, and the
-market runtime puts each round on the one cheaper per evaluation. The summary says which won, why,
-and what each twin rented.
+market runtime places each miner on the box cheapest per evaluation still left on either. The
+summary says each round's best box, why, and what each twin rented.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def dry_run_runtime(mode: str, settings: Settings):
         from subnet.dryrun.vast import LocalVast
 
         return LocalVast(make_runtime("process", settings), settings)
-    if mode == "cloud":  # both twins; each round on the cheaper per evaluation
+    if mode == "cloud":  # both twins; each miner on the cheapest box left
         from subnet.dryrun.cloud import LocalCloud
 
         return LocalCloud(make_runtime("process", settings), settings)

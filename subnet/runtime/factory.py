@@ -109,8 +109,8 @@ def vast_runtime(settings: Settings, key_flag: str | None = None):
 
 
 def cloud_runtime(settings: Settings, key_flag: str | None = None):
-    """Every provider this validator has credentials for, each round on the cheapest per evaluation
-    (`subnet.runtime.market`). With one provider's credentials only, that one alone (one line says so)."""
+    """Every provider this validator has credentials for, each miner on the cheapest box per evaluation
+    left across them (`subnet.runtime.market`). With one provider's credentials only, that one alone (one line says so)."""
     import logging
 
     from subnet.compute.ledger import Ledger
