@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     network: str = "devchain"
 
     # challenge (matrix-chain/2; sizes: docs/challenge.md "Sizes")
+    challenge: str = Field("matrix-chain/2", description="Challenge this validator runs: matrix-chain/2, or "
+                           "prose-ledger/1 (needs an LLM: SUBNET_LLM_*, docs/validator.md)")
     tasks: int = Field(8, ge=1, description="Tasks per miner per round")
     n: int = Field(12800, ge=8, le=16384, description="Matrix size a validator runs (production)")
     depth: int = Field(2, ge=1, le=64, description="Layers in the chain a validator runs (production)")

@@ -109,10 +109,11 @@ class CountingRuntime:
         return getattr(self._runtime, name)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission) -> AsyncIterator[Any]:
+    async def open(self, submission, environment=None) -> AsyncIterator[Any]:
         self._gauge.inc()
         try:
-            async with self._runtime.open(submission) as actor:
+            opened = self._runtime.open(submission, environment) if environment else self._runtime.open(submission)
+            async with opened as actor:
                 yield actor
         finally:
             self._gauge.dec()
