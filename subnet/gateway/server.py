@@ -1,0 +1,78 @@
+"""An ASGI app served by uvicorn on a thread of its own, with its own event loop.
+
+Why a thread: the validator's loop verifies results and runs rounds; a slow verification there must
+never delay a token of a miner's stream, and the gateway must not slow the validator either. The
+socket is bound before uvicorn starts, so port 0 gives an ephemeral port known at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Awaitable, Callable
+
+import uvicorn
+
+
+class ThreadedServer:
+    def __init__(self, app, host: str, port: int, *, name: str = "gateway",
+                 on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._app, self._name, self._on_stop = app, name, on_stop
+        self._sock = socket.create_server((host, port), reuse_port=False)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self, setup: Callable[[], Awaitable[None]] | None = None, timeout: float = 30.0) -> None:
+        """Start serving; `setup` runs first on the server's loop (e.g. to make loop-bound objects)."""
+        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
+                                loop="asyncio", http="h11", timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self._serve(setup))
+            except BaseException as exc:  # reported to start()'s caller
+                self._error = exc
+            finally:
+                self._ready.set()
+                self.loop.close()
+
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            raise RuntimeError(f"{self._name} did not start: {self._error or 'timed out'}")
+
+    async def _serve(self, setup) -> None:
+        if setup is not None:
+            await setup()
+        task = asyncio.ensure_future(self._server.serve(sockets=[self._sock]))
+        while not self._server.started and not task.done():
+            await asyncio.sleep(0.01)
+        self._ready.set()
+        await task
+        if self._on_stop is not None:
+            await self._on_stop()
+
+    def on_loop(self, coro, timeout: float | None = None):
+        """Run `coro` on the server's loop from another thread and return its result."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(f"{self._name}: this call blocks; it cannot run on the server's own thread")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._sock.close()
