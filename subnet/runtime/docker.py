@@ -46,6 +46,7 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
+from subnet.runtime.docker_relay import create_relay_bridge, relay_url, start_relay
 from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
@@ -140,6 +141,9 @@ class DockerRuntime:
         self._pool: GpuPool | None = None
         self._gpus_found = False
         self._gpu_lock = threading.Lock()
+        self._relay_bridge: Any = None  # made by gateway_bind_host (LLM challenges only)
+        self._relay_host = ""
+        self._gateway_target: tuple[str, int] | None = None  # where each Actor's relay forwards to
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -166,7 +170,9 @@ class DockerRuntime:
             await _settled(self._pull_job(client, ref))
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[DockerSession]:
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None
+    ) -> AsyncIterator[DockerSession]:
         client = await _blocking(self._connect)
         if not self._reaped:
             self._reaped = True
@@ -182,13 +188,14 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits)},
+            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits), **(environment or {})},
             start_timeout=self.settings.start_timeout,
             device_requests=(device_request(gpu),) if gpu else (),
         )
         env = None
         abort = threading.Event()
-        starting = asyncio.get_running_loop().run_in_executor(_POOL, self._start, client, spec, slot, abort)
+        relay = self._gateway_target if environment else None
+        starting = asyncio.get_running_loop().run_in_executor(_POOL, self._start, client, spec, slot, abort, relay)
         try:
             env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
@@ -289,6 +296,10 @@ class DockerRuntime:
 
     def close(self) -> None:
         """Stop this run's heartbeat and drop its lease (call once every Actor is removed)."""
+        if self._relay_bridge is not None:
+            with contextlib.suppress(Exception):  # left over, it is reaped with this run's labels
+                remove_network(self._relay_bridge)
+            self._relay_bridge = None
         self.lease.stop(release=True)
 
     # -- blocking helpers (run on the pool) ----------------------------------------------------
@@ -376,16 +387,41 @@ class DockerRuntime:
         except GuardUnavailable as exc:
             raise InfraFault(f"host guard required but unavailable: {exc}") from None
 
-    def _start(self, client: Any, spec: LaunchSpec, slot: str, abort: threading.Event) -> Any:
-        """Network, then container; one blocking job so a cancelled start can be waited for."""
+    def _start(self, client: Any, spec: LaunchSpec, slot: str, abort: threading.Event,
+               relay: tuple[str, int] | None = None) -> Any:
+        """Network (and the LLM relay), then container; one blocking job so a cancelled start can
+        be waited for."""
         try:
             joining = self._self_container is not None
-            network = create_network(client, spec.network, slot, spec.labels, icc=joining)
+            # icc on only where a second container must reach the Actor or be reached by it
+            network = create_network(client, spec.network, slot, spec.labels, icc=joining or relay is not None)
             if joining:
                 network.connect(self._self_container)  # DooD: the validator joins to reach the Actor
         except Exception as exc:  # noqa: BLE001 - e.g. the address pools are exhausted
             raise InfraFault(f"creating the Actor's network failed: {one_line(exc)}") from None
+        if relay is not None:
+            try:
+                start_relay(client, f"{spec.name}-relay", self._relay_bridge, network, relay, spec.labels)
+            except Exception as exc:  # noqa: BLE001 - the base image missing, the daemon failing
+                raise InfraFault(f"starting the Actor's LLM relay failed: {one_line(exc)}") from None
         return launch(spec, self.limits, abort)
+
+    # -- the LLM gateway's reach (subnet.runtime.docker_relay) ---------------------------------
+    def gateway_bind_host(self) -> str:
+        """Where the gateway must listen: the host address of this run's relay bridge (made once).
+        Blocking."""
+        if self._relay_bridge is None:
+            client = self._connect()
+            slot = new_slot()
+            labels = {ROLE_LABEL: ROLE, OWNER_LABEL: self.identity, "subnet.run": self.run_id, "subnet.slot": slot}
+            self._relay_bridge, self._relay_host = create_relay_bridge(
+                client, f"subnet-llm-relay-{self.run_id[:8]}-{slot}", slot, labels)
+        return self._relay_host
+
+    def gateway_url(self, host: str, port: int) -> str:
+        """OPENAI_BASE_URL for this runtime's Actors; their relays forward to host:port."""
+        self._gateway_target = (host, int(port))
+        return relay_url()
 
     def _remove_slot(self, client: Any, slot: str) -> None:
         selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
