@@ -20,10 +20,10 @@ from subnet.challenges.prose_ledger_story import Story, generate
 from subnet.protocol import FaultKind
 
 VERSION = "prose-ledger/1"
-# A story is ~250 words; one call with a ~600-token prompt and a ~60-token answer costs about
-# $0.0003 at mid-size open-model prices ($0.2-0.5 per 1M tokens). The budget leaves room for a
-# retry or a model that thinks aloud for ~1,500 tokens before it answers.
-LLM_TASK_BUDGET_USD = 0.002
+# A story is ~200 words: a ~600-token prompt and a ~40-token answer cost ~$0.0002 at mid-size
+# open-model prices ($0.2-0.5 per 1M tokens). A thinking model spends ~1,000-3,000 tokens first;
+# the budget covers ~4,000 completion tokens at $1 per 1M, so a careful model is not cut off.
+LLM_TASK_BUDGET_USD = 0.005
 QUESTION = ("Every person in the story ends with a whole number of {unit}. How many {unit} does each "
             "person have at the end of the story? Convert any larger coins to {unit}. Answer with a JSON object "
             "{{\"balances\": {{name: integer}}}} naming every person exactly once, nothing else.")

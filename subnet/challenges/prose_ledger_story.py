@@ -6,7 +6,8 @@ their trade ("the potter") or by pronoun, numbers are digits or words, some amou
 coin with a stated rate, sentences get connectives, and some sentences move no money at all
 (offers turned down, promises, things almost bought). Pronoun rule (the oracle resolves by it):
 "she"/"he" in A's place and "her"/"him" in B's place mean the first person mentioned in the last
-sentence that mentioned anyone; B is a pronoun only when that sentence was about A and B alone.
+sentence that mentioned anyone; A is a pronoun only when nobody else in that sentence shares A's
+pronoun, and B only when that sentence was about A and B alone.
 """
 
 from __future__ import annotations
@@ -88,13 +89,18 @@ class _Writer:
         return f"{self.number(qty)} {item[1]}"
 
     def person(self, who: Person, slot: str, template: Template, a_name: str) -> str:
-        if slot == "A" and template.starts_with_a and who.name == self.focus and self.rng.chance(0.6):
+        if slot == "A" and template.starts_with_a and who.name == self.focus and self._unambiguous(who) and self.rng.chance(0.6):
             return who.pronoun(subject=True)
         if slot == "B" and who.name == self.focus and self.focus_pair == {a_name, who.name} and self.rng.chance(0.6):
             return who.pronoun(subject=False)
         if who.name in self.introduced and self.rng.chance(0.3):
             return f"the {who.role}"
         return who.name
+
+    def _unambiguous(self, who: Person) -> bool:
+        """"she"/"he" only when nobody else in the last sentence could be meant by it."""
+        others = [p for p in self.story.people if p.name in self.focus_pair and p.name != who.name]
+        return all(p.female != who.female for p in others)
 
     def write(self, kind: str, fields: dict, a: Person | None = None, b: Person | None = None) -> None:
         options = [t for t in BY_KIND[kind] if not fields.get("a_is") or t.a_is == fields["a_is"]]
@@ -133,12 +139,11 @@ def generate(key: bytes) -> Story:
     _introduce(writer, ledger, rate if big else 1)
     events, noise = rng.between(6, 9), rng.between(2, 3)
     noise_at = set(rng.sample(range(events + noise), noise))
-    written = 0
     for slot in range(events + noise):
         if slot in noise_at:
             _noise(writer, rng, people)
-        elif _event(writer, rng, ledger, people):
-            written += 1
+        else:
+            _event(writer, rng, ledger, people)
     story.balances = {p.name: ledger.balances[p.name] for p in people}
     return story
 
