@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        registry = REGISTRY if registry is None else registry
+        self.registry = registry = REGISTRY if registry is None else registry
         self.tokens = Counter("subnet_llm_tokens", "LLM tokens metered, by miner, model and kind "
                               "(prompt|completion)", ["miner", "model", "kind"], registry=registry)
         self.usd = Counter("subnet_llm_usd", "LLM dollars charged, by miner and model", ["miner", "model"],
