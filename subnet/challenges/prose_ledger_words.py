@@ -47,7 +47,7 @@ BIG_UNITS = (("crown", "crowns"), ("florin", "florins"), ("sovereign", "sovereig
 BIG_RATES = (5, 10, 12, 20, 25)
 CONNECTIVES = (
     "Later", "After that", "The next day", "That afternoon", "On Monday", "On Tuesday", "By evening",
-    "Soon after", "Then", "Before noon", "The following week", "Meanwhile", "At the market", "In the end",
+    "Soon after", "Then", "Before noon", "The following week", "Meanwhile", "At the market", "Around midday",
 )
 WEATHER = (
     "It rained all afternoon.", "The market was crowded that day.", "A cold wind blew in from the hills.",
