@@ -95,10 +95,10 @@ def dry_run_command(
         raise typer.Exit(2)
     try:
         reports = _run_with_progress(env_dirs, runtime, settings, rounds, err, llm_upstream)
+        rented = runtime.summary() if hasattr(runtime, "summary") else None  # `--mode basilica`: what it cost
     except (UnknownChallenge, LlmUnavailable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2)
-        rented = runtime.summary() if hasattr(runtime, "summary") else None  # `--mode basilica`: what it cost
     finally:
         getattr(runtime, "close", lambda: None)()  # the Basilica twin of `--mode basilica`
     if as_json:
