@@ -41,22 +41,23 @@ _CONNECTIVE = rf"(?:{_alternation(CONNECTIVES)}, )?"
 def _compile(template: Template) -> re.Pattern:
     parts = re.split(r"\{(\w+)\}", template.text)
     body = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{_SLOTS[p]})" for i, p in enumerate(parts))
-    prefix = _CONNECTIVE if template.starts_with_a else ""
-    return re.compile(prefix + body)
+    return re.compile((_CONNECTIVE if template.starts_with_a else "") + body)
 
 
 _COMPILED = [(t, _compile(t)) for t in TEMPLATES]
+# Where a template can begin inside a longer line: after a separator, at a name, a trade, a
+# pronoun, a connective or a template's own first words. Only these places are tried, so an
+# env's long instructions around the story cost little.
+_STARTS = re.compile(r"(?<![^\s\"'`:(\[])(?=%s)" % "|".join(
+    [_NAMES, rf"[Tt]he {_ROLES}", r"[Ss]?[Hh]e\b", _alternation(CONNECTIVES)]
+    + [re.escape(t.text.split("{")[0]) for t in TEMPLATES if not t.text.startswith("{")]))
 
 
 def _match(sentence: str) -> tuple[Template, re.Match] | None:
     """The template a sentence was written from: a whole-sentence match, else a match of its tail
     (the env may glue a label or an instruction onto the story's first sentence)."""
-    for template, pattern in _COMPILED:
-        found = pattern.fullmatch(sentence)
-        if found:
-            return template, found
-    for template, pattern in _COMPILED:
-        for start in [0] + [m.end() for m in re.finditer(r"[\s\"'`:(\[]+", sentence)]:
+    for start in [0] + [m.start() for m in _STARTS.finditer(sentence, 1)]:
+        for template, pattern in _COMPILED:
             found = pattern.fullmatch(sentence, start)
             if found:
                 return template, found
