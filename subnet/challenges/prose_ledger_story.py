@@ -226,6 +226,8 @@ def _fields(writer: _Writer, rng: HashRng, ledger: Ledger, kind: str, parties: d
     debt = ledger.owed.get((parties.get("borrower", ""), parties.get("lender", "")), 0)
     if kind in ("repay_all", "repay_half"):
         return {} if debt > 0 and (kind == "repay_all" or debt % 2 == 0) else None
+    if kind == "loan" and ledger.owed.get((parties["lender"], parties["borrower"]), 0) > 0:
+        return None  # debts both ways between two people would make "in full" read as a net amount
     if kind == "repay":
         if debt < 2:
             return None
