@@ -15,11 +15,25 @@ from typing import Awaitable, Callable
 import uvicorn
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
+    # (asyncio/base_events.py, `_set_nodelay`); socket.create_server() leaves proto 0, and Nagle's
+    # algorithm then holds a response body behind its headers until the client's delayed ACK (40 ms).
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         proto=socket.IPPROTO_TCP)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    return sock
+
+
 class ThreadedServer:
     def __init__(self, app, host: str, port: int, *, name: str = "gateway",
                  on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
         self._app, self._name, self._on_stop = app, name, on_stop
-        self._sock = socket.create_server((host, port), reuse_port=False)
+        self._sock = _listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self.loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
