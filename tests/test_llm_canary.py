@@ -87,3 +87,56 @@ def test_process_actor_gets_only_its_token_and_the_key_stays_out_of_logs(tmp_pat
     out, err = capfd.readouterr()
     logs = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
     assert not leaked(canary, out, err, logs)
+
+
+def test_basilica_actor_gets_only_its_token_through_the_deployment(tmp_path, canary, caplog, capfd):
+    """Basilica mode against the twin: the real runtime creates a deployment with the real SDK; its
+    `env` holds only OPENAI_BASE_URL (SUBNET_GATEWAY_PUBLIC_URL + /v1) and the round's token. The
+    twin runs the deployment as a local process, so as in process mode the validator's memory is
+    out of the probe's scope (on real Basilica the Actor runs on another machine)."""
+    from subnet.config import Settings
+    from subnet.dryrun.basilica import LocalBasilica
+    from subnet.protocol.commitment import parse_image_ref
+
+    caplog.set_level(logging.DEBUG)
+    env_dir = make_probe_env(tmp_path / "envs")
+    home = tmp_path / "home"
+    settings = Settings(_env_file=None, home=home, tasks=1)
+    runtime = LocalBasilica(ProcessRuntime(start_timeout=30), settings)
+    ref = parse_image_ref(f"registry.example.org/probe@sha256:{'2' * 64}")
+    twin = LlmUpstreamTwin(api_key=canary).start()
+    try:
+        service = make_gateway(home / "state.sqlite", llm_upstream=twin.url, llm_models=ORACLE_MODEL)
+        source = runtime.source_for(ref, str(env_dir))
+
+        async def public_url_once_bound():  # the twin's Actors are on this machine: loopback is "public"
+            await service.start()
+            service.public_url = service.gateway.local_url.removesuffix("/v1")
+
+        aio.run(public_url_once_bound())
+        roots = [str(env_dir), str(home), tempfile.gettempdir()]
+        found, usd, closed = run_probe(runtime, service, Path(source), 8, {"scan_roots": roots, "scan_seconds": 60})
+    finally:
+        twin.stop()
+        runtime.close()
+    given = set(found["env"]) - {"PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "PYTHONUNBUFFERED", "OMP_NUM_THREADS"}
+    assert given == {"OPENAI_BASE_URL", "OPENAI_API_KEY"}, given
+    assert found["env"]["OPENAI_BASE_URL"] == service.gateway.local_url and found["env"]["OPENAI_API_KEY"] != canary
+    assert found["chat"]["status"] == 200, found["chat"]
+    assert usd > 0 and closed.get(8, 0) == pytest.approx(usd)
+    assert found["proc_files"] > 0 and found["files"] > 0 and found["scan_finished"], found
+    assert not leaked(canary, json.dumps(found["hits"]), json.dumps(found["env"]))
+    out, err = capfd.readouterr()
+    logs = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    assert not leaked(canary, out, err, logs)
+
+
+def test_an_llm_round_on_basilica_needs_a_public_url(tmp_path):
+    from subnet.validator.llm import LlmUnavailable, actor_base_url
+
+    class Basilica:
+        name = "basilica"
+
+    with pytest.raises(LlmUnavailable, match="SUBNET_GATEWAY_PUBLIC_URL"):
+        actor_base_url(Basilica(), object(), None)
+    assert actor_base_url(Basilica(), object(), "https://gw.example.org/") == "https://gw.example.org/v1"
