@@ -153,6 +153,10 @@ def test_surface_variety_over_200_tasks():
     print(f"\nsurface variety over 200 tasks: {len(templates_seen)}/{len(TEMPLATES)} templates, "
           f"{len(skeletons)} distinct sentence shapes in {sentences} sentences")
     assert len(templates_seen) >= 0.9 * len(TEMPLATES) and len(skeletons) >= 400
+    doc = re.sub(r"\s+", " ", DOC.read_text())
+    stated = re.search(r"\*\*(\d+) of the (\d+) templates\*\* appear, and the ([\d,]+) sentences have \*\*(\d+) distinct shapes", doc)
+    assert stated, "docs/llm-challenge.md lost its surface-variety figure"
+    assert stated.groups() == (str(len(templates_seen)), str(len(TEMPLATES)), f"{sentences:,}", str(len(skeletons)))
 
 
 def test_registered_and_declares_what_it_needs():
