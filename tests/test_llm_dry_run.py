@@ -59,3 +59,30 @@ def test_envs_declare_their_challenge_read_without_importing(tmp_path):
     assert env_challenge(LLM_ENV) == "prose-ledger/1"
     assert env_challenge(plain) == env_challenge(odd) == env_challenge(tmp_path / "missing") == "matrix-chain/2"
     assert list(by_challenge([LLM_ENV, plain])) == ["matrix-chain/2", "prose-ledger/1"]
+
+
+def test_dry_run_with_a_real_upstream_uses_its_key_and_never_prints_it(tmp_path):
+    """`--llm-upstream URL` with SUBNET_LLM_API_KEY: the gateway forwards with that key (the
+    upstream here refuses any other) and no line the command prints holds it."""
+    import json
+    import subprocess
+    import sys
+
+    from llm_probe import leaked, new_canary
+    from subnet.twins.llm_upstream import ORACLE_MODEL, LlmUpstreamTwin
+
+    canary = new_canary()
+    twin = LlmUpstreamTwin(api_key=canary).start()
+    try:
+        env = {**__import__("os").environ, "SUBNET_LLM_API_KEY": canary, "SUBNET_LLM_MODELS": ORACLE_MODEL,
+               "SUBNET_HOME": str(tmp_path / "home")}
+        cmd = [sys.executable, "-m", "subnet", "dry-run", "--mode", "process", "--json", "--env", str(LLM_ENV),
+               "--tasks", "2", "--llm-upstream", twin.url]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    finally:
+        twin.stop()
+    assert done.returncode == 0, done.stderr[-2000:]
+    (miner,) = json.loads(done.stdout)["miners"]
+    assert miner["verified"] == 2 and miner["llm_usd"] > 0
+    assert all(headers.get("authorization") == f"Bearer {canary}" for headers, _ in twin.requests)
+    assert not leaked(canary, done.stdout, done.stderr)
