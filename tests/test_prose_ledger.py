@@ -107,6 +107,29 @@ def test_the_oracle_finds_the_story_wherever_the_env_puts_it():
     assert "no prose-ledger story" in oracle_reply([{"role": "user", "content": "What is 2 + 2?"}])
 
 
+def test_a_pronoun_never_has_two_candidates():
+    """"She"/"he" is used only when no one else in the sentence before shares it (section 4's rule)."""
+    pronouns = 0
+    for i in range(300):
+        story = story_for(task_of(i.to_bytes(8, "big"), 1), f"hk{i}")
+        female = {p.name: p.female for p in story.people}
+        reader, last = oracle._Reader(rate=1), []
+        reader.roles.update({p.role: p.name for p in story.people})
+        for sentence in story.sentences:
+            template, found = oracle._match(sentence)
+            groups = found.groupdict()
+            names = [groups["N"]] if groups.get("N") else [reader.person(groups[s]) for s in ("A", "B") if groups.get(s)]
+            if groups.get("A", "").lower() in ("she", "he"):
+                pronouns += 1
+                a = names[0]
+                assert all(female[other] != female[a] for other in last if other != a), (sentence, last)
+            if names:
+                first = min((found.start(s), s) for s in ("A", "B", "N") if groups.get(s))[1]
+                reader.focus = groups["N"] if first == "N" else reader.person(groups[first])
+                last = names
+    assert pronouns > 100
+
+
 def test_wrong_and_malformed_answers_get_the_right_fault():
     task = task_of(b"faults" * 6)
     right = story_for(task, "hk").answer["balances"]
