@@ -415,7 +415,7 @@ class DockerRuntime:
             slot = new_slot()
             labels = {ROLE_LABEL: ROLE, OWNER_LABEL: self.identity, "subnet.run": self.run_id, "subnet.slot": slot}
             self._relay_bridge, self._relay_host = create_relay_bridge(
-                client, f"subnet-llm-relay-{self.run_id[:8]}-{slot}", slot, labels)
+                client, f"subnet-llm-relay-{self.run_id[:8]}-{slot}", slot, labels, self._self_container)
         return self._relay_host
 
     def gateway_url(self, host: str, port: int) -> str:

@@ -18,6 +18,10 @@ Design: one *relay bridge* per validator run, and one *relay container* per LLM 
   a small memory and process limit, user nobody) and carries the Actor's labels, so the Actor's
   slot cleanup and `reap_stale` remove it with the Actor.
 
+A validator that itself runs in a container on the daemon (docker.sock mounted) has no address on
+the host's bridges: it joins the relay bridge and the gateway listens on its address there (not
+exercised by the tests; the host-side path is, in tests/docker/test_llm_docker.py).
+
 Why not the alternatives: the gateway on 0.0.0.0 would be on every interface; the gateway on an
 Actor network's own host address is what the host guard exists to refuse; `network_mode=host`
 for the relay cannot be combined with joining the Actor's network; a proxy inside the Actor's
@@ -62,13 +66,18 @@ asyncio.run(main())
 """
 
 
-def create_relay_bridge(client: Any, name: str, slot: str, labels: Mapping[str, str]) -> tuple[Any, str]:
-    """The run's relay bridge and its host-side address (where the gateway must listen)."""
+def create_relay_bridge(client: Any, name: str, slot: str, labels: Mapping[str, str],
+                        own_container: Any = None) -> tuple[Any, str]:
+    """The run's relay bridge and the address the gateway must listen on: the bridge's host side,
+    or, for a validator running in a container on this daemon (`own_container`), that container's
+    address on the bridge (it joins it; relays then reach it as a neighbour, so icc is on)."""
     network = client.networks.create(
         name, driver="bridge", internal=True, check_duplicate=True, labels=dict(labels),
         options={"com.docker.network.bridge.name": RELAY_BRIDGE_PREFIX + slot,
-                 "com.docker.network.bridge.enable_icc": "false"},
+                 "com.docker.network.bridge.enable_icc": "true" if own_container is not None else "false"},
     )
+    if own_container is not None:
+        return network, _joined_address(network, own_container)
     network.reload()
     configs = (network.attrs.get("IPAM") or {}).get("Config") or []
     address = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
@@ -76,6 +85,17 @@ def create_relay_bridge(client: Any, name: str, slot: str, labels: Mapping[str, 
         network.remove()
         raise RuntimeError(f"Docker gave the relay bridge {name} no host address")
     return network, address.split("/")[0]
+
+
+def _joined_address(network: Any, container: Any) -> str:
+    try:
+        network.connect(container)
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    except Exception:
+        network.remove()
+        raise
+    return address
 
 
 def start_relay(client: Any, name: str, bridge: Any, actor_network: Any, target: tuple[str, int],
