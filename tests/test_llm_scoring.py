@@ -68,3 +68,12 @@ def test_an_llm_challenge_on_basilica_without_a_public_url_is_refused_in_one_lin
     with pytest.raises(LlmUnavailable) as refused:
         llm_for(ProseLedger(), Basilica(), tmp_path / "u.sqlite")
     assert "SUBNET_GATEWAY_PUBLIC_URL" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_docker_actors_of_an_llm_challenge_get_no_gpu(tmp_path):
+    from subnet.config import Settings
+    from subnet.runtime.docker import DockerRuntime, challenge_needs_gpu
+
+    assert challenge_needs_gpu("matrix-chain/2") and not challenge_needs_gpu("prose-ledger/1")
+    runtime = DockerRuntime(Settings(_env_file=None, home=tmp_path, challenge="prose-ledger/1"), client=object())
+    assert runtime.gpu_pool() is None  # decided before any daemon is asked

@@ -219,8 +219,12 @@ class DockerRuntime:
 
     # -- GPUs ----------------------------------------------------------------------------------
     def gpu_pool(self) -> GpuPool | None:
-        """This host's GPUs for Actors (found once; None without any). Blocking. Raises InfraFault
-        with one line when GPU settings cannot be honoured (see `docker_gpus.discover`)."""
+        """This host's GPUs for Actors (found once; None without any, or when the validator's
+        challenge needs none, e.g. an LLM challenge: its Actors run on CPUs and are priced so).
+        Blocking. Raises InfraFault with one line when GPU settings cannot be honoured (see
+        `docker_gpus.discover`)."""
+        if not challenge_needs_gpu(self.settings.challenge):
+            return None
         with self._gpu_lock:  # Actors open concurrently: one discovery, one pool
             return self._find_gpus()
 
@@ -466,6 +470,16 @@ async def _release(env: Any) -> None:
         log.warning("closing the Actor's HTTP client failed: %s", one_line(exc))
     finally:
         get_registry().unregister(env.name)
+
+
+def challenge_needs_gpu(ident: str) -> bool:
+    """Whether the challenge `ident` (e.g. "prose-ledger/1") declares it needs a GPU (unknown: yes)."""
+    from subnet.challenges import CHALLENGES
+
+    for challenge in CHALLENGES.values():
+        if ident in (challenge.name, f"{challenge.name}/{challenge.version}"):
+            return bool(getattr(challenge, "needs_gpu", True))
+    return True
 
 
 def _labels(obj: Any) -> Mapping[str, str]:
