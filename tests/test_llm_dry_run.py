@@ -86,3 +86,16 @@ def test_dry_run_with_a_real_upstream_uses_its_key_and_never_prints_it(tmp_path)
     assert miner["verified"] == 2 and miner["llm_usd"] > 0
     assert all(headers.get("authorization") == f"Bearer {canary}" for headers, _ in twin.requests)
     assert not leaked(canary, done.stdout, done.stderr)
+
+
+def test_dry_run_in_basilica_mode_pays_the_llm_env(monkeypatch):
+    """The real Basilica runtime against its twin: the deployment's env carries the gateway's URL (the
+    twin's Actors are on this machine, so loopback stands in for SUBNET_GATEWAY_PUBLIC_URL) and
+    the round's token; the env is paid and its LLM dollars reported beside what the box cost."""
+    monkeypatch.delenv("SUBNET_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("CHUTES_API_KEY", raising=False)
+    data = run_dry_run("--env", str(LLM_ENV), "--tasks", "2", mode="basilica")
+    (miner,) = data["miners"]
+    assert data["mode"] == "basilica" and data["challenge"] == "prose-ledger/1"
+    assert miner["verified"] == 2 and miner["weight"] == 1.0 and miner["llm_usd"] > 0
+    assert data["basilica"]["deployments_created"] == data["basilica"]["deployments_deleted"] == 1
