@@ -114,3 +114,47 @@ def test_validator_loop_meters_llm_tasks_and_refuses_tokens_after_the_round(tmp_
     assert "LLM $" in console.export_text()
     store.close()
     chain.close()
+
+
+def _validator_once(tmp_path, **env_vars):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUBNET_", "CHUTES_"))}
+    env.update(SUBNET_HOME=str(tmp_path / "home"), **env_vars)
+    cmd = [sys.executable, "-m", "subnet", "validator", "run", "--network", "devchain", "--mode", "docker",
+           "--once", "--json"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+
+
+def test_validator_run_starts_and_stops_the_gateway_and_never_prints_the_key(tmp_path, docker_client):
+    """`subnet validator run --mode docker` with an LLM challenge: the gateway listens on the run's
+    relay bridge for as long as the command runs, and the bridge is gone after it."""
+    import json
+
+    from subnet.state.identity import validator_identity
+
+    from llm_probe import leaked, new_canary
+
+    canary = new_canary()
+    twin = LlmUpstreamTwin(api_key=canary).start()
+    try:
+        done = _validator_once(tmp_path, SUBNET_CHALLENGE="prose-ledger/1", SUBNET_LLM_UPSTREAM=twin.url,
+                               SUBNET_LLM_MODELS=ORACLE_MODEL, SUBNET_LLM_API_KEY=canary)
+    finally:
+        twin.stop()
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["challenge"] == "prose-ledger/1"
+    assert "LLM gateway serving" in done.stderr  # it ran for the life of the command
+    assert not leaked(canary, done.stdout, done.stderr)
+    mine = {"label": [f"subnet.owner={validator_identity(tmp_path / 'home')}"]}
+    assert docker_client.networks.list(filters=mine) == []
+
+
+def test_an_unknown_challenge_is_one_line(tmp_path):
+    done = _validator_once(tmp_path, SUBNET_CHALLENGE="prose-ledger/9")
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: unknown challenge 'prose-ledger/9' (known: ") and "Traceback" not in done.stderr
