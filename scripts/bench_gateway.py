@@ -54,8 +54,17 @@ def serve_gateway(upstream: str, concurrency: int, db: str) -> None:
     asyncio.run(gw.start())
     grant = gw.grant(1, 0, "bench-hotkey")
     gw.begin_task(1, 0, 0)
+    profile = os.environ.get("BENCH_GATEWAY_PROFILE")  # a path: cProfile of the gateway's loop thread
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        gw._server.loop.call_soon_threadsafe(profiler.enable)
     print(json.dumps({"url": gw.local_url, "token": grant.token}), flush=True)
     sys.stdin.read()
+    if profile:
+        gw._server.loop.call_soon_threadsafe(profiler.disable)
+        time.sleep(0.5)
+        profiler.dump_stats(profile)
     print(json.dumps({"spent": gw.end_task(1, 0, 0)}), flush=True)
     asyncio.run(gw.stop())
 
@@ -87,20 +96,26 @@ async def one_call(http: httpx.AsyncClient, url: str, key: str) -> float:
 
 
 async def phase(url: str, key: str, calls: int, concurrency: int) -> tuple[list[float], float]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-        await asyncio.gather(*(one_call(http, url, key) for _ in range(min(concurrency, 32))))  # warm up
+    # One small httpx pool per 16 workers: one big pool costs CPU with the square of its size
+    # (see subnet/gateway/relay.py), which would load this side, not the one measured.
+    pools = [httpx.AsyncClient(limits=httpx.Limits(max_connections=16, max_keepalive_connections=16), timeout=120)
+             for _ in range(-(-concurrency // 16))]
+    try:
+        await asyncio.gather(*(one_call(pools[i % len(pools)], url, key) for i in range(min(concurrency, 32))))
         queue = list(range(calls))
         latencies: list[float] = []
 
-        async def worker() -> None:
+        async def worker(http: httpx.AsyncClient) -> None:
             while queue:
                 queue.pop()
                 latencies.append(await one_call(http, url, key))
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(pools[i // 16]) for i in range(concurrency)))
         return latencies, time.perf_counter() - start
+    finally:
+        for pool in pools:
+            await pool.aclose()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -111,6 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--calls", type=int, default=2048)
+    ap.add_argument("--rounds", type=int, default=2, help="direct/gateway phases alternated this many times")
     ap.add_argument("--tokens", type=int, default=16, help="completion tokens per call (one SSE chunk each)")
     ap.add_argument("--serve-twin", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-gateway", metavar="UPSTREAM", help=argparse.SUPPRESS)
@@ -126,14 +142,17 @@ def main() -> None:
         gateway, gw_info = spawn("--serve-gateway", twin_info["url"], "--concurrency", str(args.concurrency),
                                  "--db", str(Path(tmp) / "usage.sqlite"))
         try:
-            print(f"{args.calls} streaming calls of {args.tokens} tokens, {args.concurrency} concurrent, "
+            print(f"{args.calls} streaming calls a side, {args.rounds} alternated rounds of {args.tokens} tokens, {args.concurrency} concurrent, "
                   f"{os.cpu_count()} CPUs")
-            twin0 = cpu_seconds(twin.pid)
-            direct, direct_s = asyncio.run(phase(twin_info["url"], KEY, args.calls, args.concurrency))
-            twin_cpu = cpu_seconds(twin.pid) - twin0
-            cpu0 = cpu_seconds(gateway.pid)
-            through, through_s = asyncio.run(phase(gw_info["url"], gw_info["token"], args.calls, args.concurrency))
-            gw_cpu = cpu_seconds(gateway.pid) - cpu0
+            direct, through, direct_s, through_s, twin_cpu, gw_cpu = [], [], 0.0, 0.0, 0.0, 0.0
+            per_round = args.calls // args.rounds
+            for _ in range(args.rounds):  # alternated, so a neighbour's load falls on both sides
+                twin0 = cpu_seconds(twin.pid)
+                lat, secs = asyncio.run(phase(twin_info["url"], KEY, per_round, args.concurrency))
+                direct, direct_s, twin_cpu = direct + lat, direct_s + secs, twin_cpu + cpu_seconds(twin.pid) - twin0
+                gw0 = cpu_seconds(gateway.pid)
+                lat, secs = asyncio.run(phase(gw_info["url"], gw_info["token"], per_round, args.concurrency))
+                through, through_s, gw_cpu = through + lat, through_s + secs, gw_cpu + cpu_seconds(gateway.pid) - gw0
         finally:
             gateway.stdin.close()
             spent = json.loads(gateway.stdout.readline() or "{}").get("spent")
@@ -146,7 +165,7 @@ def main() -> None:
           f"p99 {pct(through, 99) - pct(direct, 99):8.2f} ms   (target: p50 < 2 ms)")
     print(f"  twin CPU         {twin_cpu / len(direct) * 1000:8.2f} s per 1,000 calls (the upstream itself, for scale)")
     print(f"  gateway CPU      {gw_cpu / len(through) * 1000:8.2f} s per 1,000 calls"
-          f"   (metered ${spent:.6f} over {len(through) + min(args.concurrency, 32)} calls)")
+          f"   (metered ${spent:.6f} over {len(through) + args.rounds * min(args.concurrency, 32)} calls)")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class Gateway:
 
         self._server = ThreadedServer(web.app, s.gateway_host, s.gateway_port, on_stop=teardown)
         self._server.start(setup)
+        self._meter.on_loop = self._server.on_loop
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._stop)
@@ -77,7 +78,7 @@ class Gateway:
     def _stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-        self._meter.writer.shutdown(wait=True)
+        self._meter.on_loop = None
         self.store.close()
 
     async def _prices(self) -> dict[str, Price]:
@@ -152,7 +153,7 @@ class Gateway:
         self.grants.close_round(round_id)
         meter.close_round_tasks(round_id)
         self._drain(lambda key: key[0] == round_id)
-        return meter.writer.submit(self.store.round_spend, round_id).result()
+        return meter.books(self.store.round_spend, round_id)
 
     def spent(self, round_id: int, uid: int) -> float:
         return self._meter_or_fail().spend(round_id, uid).round_usd

@@ -1,8 +1,11 @@
 """The gateway's books: open tasks, reservations, settlement, in-flight calls.
 
-Runs on the gateway's event loop, except the methods marked "any thread". SQLite work goes to ONE
-writer thread (`self.writer`), which also serialises every budget check with its reservation: two
-concurrent calls of one miner cannot both spend the same dollars.
+Runs on the gateway's event loop, except the methods marked "any thread". The SQLite work runs ON
+that loop, which serialises every budget check with its reservation (two concurrent calls of one
+miner cannot both spend the same dollars). Why not a writer thread, as the validator's state does:
+the usage file is the gateway's own (nobody else holds its lock, so a write is a ~0.1 ms WAL append
+without fsync), while a hop to another thread costs more than that and, under load, waits for the
+GIL; measured with scripts/bench_gateway.py. Other threads reach the books through the loop.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from subnet.gateway.budget import Plan, Refusal, plan_call
@@ -56,7 +58,8 @@ class Metering:
         self.store = store
         self.metrics = metrics
         self.prices = prices  # by public model name
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-usage")
+        # Runs a coroutine on the gateway's loop from another thread; None while it is not serving.
+        self.on_loop = None
         self._lock = threading.Lock()
         self._open: dict[tuple[int, int], int] = {}  # (round, uid) -> the open task
         self.inflight: dict[tuple[int, int, int], set[Call]] = {}
@@ -87,9 +90,18 @@ class Metering:
         with self._lock:
             return self._open.get((grant.round_id, grant.uid))
 
+    def books(self, fn, *args):
+        """Any thread but the loop's: `fn(*args)` on the store, on the loop while it serves."""
+        if self.on_loop is None:
+            return fn(*args)
+
+        async def on_loop():
+            return fn(*args)
+        return self.on_loop(on_loop())
+
     def spend(self, round_id: int, uid: int, task_index: int = -1) -> Spend:
-        """Any thread but the loop's (it waits for the writer)."""
-        return self.writer.submit(self.store.spend, round_id, uid, task_index).result()
+        """Any thread but the loop's."""
+        return self.books(self.store.spend, round_id, uid, task_index)
 
     # -- calls (the loop) --
     async def reserve(self, grant: LlmGrant, task_index: int, model: str, prompt_tokens: int,
@@ -102,9 +114,7 @@ class Metering:
                              price=price, task_left_usd=s.llm_task_budget_usd - spend.task_usd,
                              round_left_usd=s.llm_round_budget_usd - spend.round_usd)
 
-        loop = asyncio.get_running_loop()
-        call_id, verdict = await loop.run_in_executor(
-            self.writer, self.store.reserve, grant.round_id, grant.uid, task_index, model, decide)
+        call_id, verdict = self.store.reserve(grant.round_id, grant.uid, task_index, model, decide)
         if isinstance(verdict, Refusal):
             return verdict
         call = Call(call_id, grant, task_index, model, price, verdict)
@@ -116,10 +126,8 @@ class Metering:
         nothing (it refused before answering), else the reservation."""
         tokens = tokens_of(usage)
         usd = 0.0 if nothing_generated else (call.price.usd(*tokens) if tokens else None)
-        loop = asyncio.get_running_loop()
         try:
-            charged = await loop.run_in_executor(self.writer, self.store.settle, call.id, usd,
-                                                 *(tokens or (None, None)))
+            charged = self.store.settle(call.id, usd, *(tokens or (None, None)))
         except Exception as exc:  # the row keeps its reservation as the charge
             log.error("LLM call %d: settling failed, its reservation stays charged: %s", call.id, exc)
             charged = call.plan.reserved_usd

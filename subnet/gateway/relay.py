@@ -23,14 +23,18 @@ log = logging.getLogger(__name__)
 # Chunks a stream may have beyond one per completion token: the role chunk, the finish chunk, the
 # usage chunk and a few empty ones. An upstream past max_tokens + this is cut.
 EVENT_SLACK = 8
+POOL_SIZE = 16  # connections per httpx pool
 PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 OPEN, END = object(), object()
 
 
-def refusal(status: int, code: str, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+def refusal(status: int, code: str, message: str, kind: str = "invalid_request_error",
+            retry: bool = False) -> JSONResponse:
     # x-should-retry: false -- openai-python's `_should_retry` obeys it before looking at the status
-    # (src/openai/_base_client.py), so a 402/429 from us is not retried by the SDK.
-    return JSONResponse(error_body(message, code, kind), status_code=status, headers={"x-should-retry": "false"})
+    # (src/openai/_base_client.py), so a 402/429 from us is not retried by the SDK. An upstream
+    # failure (502/504) leaves the SDK its own judgement (it retries 5xx).
+    headers = {} if retry else {"x-should-retry": "false"}
+    return JSONResponse(error_body(message, code, kind), status_code=status, headers=headers)
 
 
 class Upstream:
@@ -39,16 +43,28 @@ class Upstream:
         self._headers = settings.upstream_headers()  # the validator's key; never the client's headers
         timeout = httpx.Timeout(connect=settings.llm_connect_timeout_s, read=settings.llm_read_timeout_s,
                                 write=settings.llm_read_timeout_s, pool=None)
-        limits = httpx.Limits(max_connections=settings.llm_concurrency,
-                              max_keepalive_connections=settings.llm_concurrency)
-        self.http = httpx.AsyncClient(timeout=timeout, limits=limits)
-        self.slots = asyncio.Semaphore(settings.llm_concurrency)  # bounded concurrency
+        # Several small pools, not one big one: httpcore looks at every pooled connection for every
+        # waiting request (httpcore/_async/connection_pool.py, `_assign_requests_to_connections`,
+        # `has_expired` -> one poll() each), so one pool's CPU grows with the square of the streams;
+        # at 256 streams it cost more than the relaying itself (scripts/bench_gateway.py).
+        shards = max(1, -(-settings.llm_concurrency // POOL_SIZE))
+        # An idle connection is dropped after 4 s, before the upstream drops it (uvicorn's default
+        # keep-alive is 5 s): reusing one the server is closing fails the call with a ReadError.
+        limits = httpx.Limits(max_connections=2 * POOL_SIZE, max_keepalive_connections=POOL_SIZE,
+                              keepalive_expiry=4.0)
+        self._pools = [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(shards)]
+        self._next = 0
+        self.slots = asyncio.Semaphore(settings.llm_concurrency)  # bounded concurrency, all pools together
 
     async def close(self) -> None:
-        await self.http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
-    def request(self, body: bytes) -> httpx.Request:
-        return self.http.build_request("POST", self.url, content=body, headers=self._headers)
+    async def send(self, body: bytes, stream: bool = False) -> httpx.Response:
+        self._next = (self._next + 1) % len(self._pools)
+        pool = self._pools[self._next]
+        return await pool.send(pool.build_request("POST", self.url, content=body, headers=self._headers),
+                               stream=stream)
 
 
 def _passthrough(resp: httpx.Response, content: bytes) -> Response:
@@ -73,7 +89,7 @@ def _aborted(call: Call) -> Response:
 async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes) -> Response:
     async def once() -> httpx.Response:
         async with up.slots:
-            return await up.http.send(up.request(body))
+            return await up.send(body)
 
     call.worker = asyncio.ensure_future(once())
     try:
@@ -88,7 +104,7 @@ async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes) -
     except httpx.HTTPError as exc:
         status, message, nothing = _failure(exc)
         await meter.finish(call, None, nothing_generated=nothing)
-        return refusal(status, "upstream_error", message, "api_error")
+        return refusal(status, "upstream_error", message, "api_error", retry=True)
     if resp.status_code != 200:
         # An upstream refusal (4xx/5xx with its error body) generated nothing: not charged.
         await meter.finish(call, None, nothing_generated=True)
@@ -125,7 +141,7 @@ async def _pump(meter: Metering, up: Upstream, call: Call, body: bytes, want_usa
     usage, opened, nothing = None, False, False
     try:
         async with up.slots:
-            resp = await up.http.send(up.request(body), stream=True)
+            resp = await up.send(body, stream=True)
             try:
                 if resp.status_code != 200:
                     nothing = True
@@ -144,7 +160,7 @@ async def _pump(meter: Metering, up: Upstream, call: Call, body: bytes, want_usa
         status, message, nothing = _failure(exc)
         nothing = nothing and not opened
         queue.put_nowait(error_event(message, "upstream_error") if opened
-                         else refusal(status, "upstream_error", message, "api_error"))
+                         else refusal(status, "upstream_error", message, "api_error", retry=True))
     finally:
         queue.put_nowait(END)
         # Settled in a task of its own: this one may be cancelled, the books must still be written.

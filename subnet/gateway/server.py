@@ -14,6 +14,10 @@ from typing import Awaitable, Callable
 
 import uvicorn
 
+# Longer than clients keep idle connections (httpx: 5 s), so a client does not reuse a connection
+# this server is closing; uvicorn's own default (5 s) races with httpx's.
+KEEP_ALIVE_S = 30
+
 
 def _listen(host: str, port: int) -> socket.socket:
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says TCP
@@ -44,7 +48,8 @@ class ThreadedServer:
     def start(self, setup: Callable[[], Awaitable[None]] | None = None, timeout: float = 30.0) -> None:
         """Start serving; `setup` runs first on the server's loop (e.g. to make loop-bound objects)."""
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                loop="asyncio", http="h11", timeout_graceful_shutdown=2)
+                                loop="asyncio", http="h11", timeout_graceful_shutdown=2,
+                                timeout_keep_alive=KEEP_ALIVE_S)
         self._server = uvicorn.Server(config)
 
         def run() -> None:

@@ -6,9 +6,10 @@ A call's row is written BEFORE it is forwarded, holding its reservation as its c
 released only on proof. Totals per (round, miner, task) live in `llm_spend`, updated in the same
 transaction as the call's row, so a budget check reads one row, not the history.
 
-Every method is one transaction run through `subnet.state.db.retrying` (busy retries, one-line
-`StateError`s). The gateway calls them from ONE writer thread, so they never block its event loop
-and their read-check-write needs no lock across processes beyond SQLite's own.
+Every method is one transaction run through `subnet.state.db.retrying` (one-line `StateError`s).
+The gateway calls them on its event loop (see metering.py for why), so the file must be the
+gateway's own: a lock held by another process is waited for briefly (BUSY_WAIT_S, one retry), then
+the call is refused (503) rather than the loop stalled.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from subnet.state.db import check_integrity, retrying
+from subnet.state.db import check_integrity, retrying as _retrying
+
+BUSY_WAIT_S = 0.25
+
+
+def retrying(path, fn):
+    return _retrying(path, fn, retries=1, first_backoff_s=0.05)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_calls (
@@ -49,7 +56,7 @@ class UsageStore:
         self._db = retrying(self.path, self._open)
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_WAIT_S, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives a crash of this process (the restart case); only
         # a power cut can lose the last commits. FULL would fsync every call.
