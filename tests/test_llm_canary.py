@@ -49,7 +49,7 @@ def run_probe(runtime, service, env_dir: Path, uid: int, probe_kwargs: dict) -> 
                 llm_round.begin(uid, 0)
                 found = await actor.call("evaluate", {"model": ORACLE_MODEL, **probe_kwargs}, 120)
                 usd = await llm_round.end(uid, 0)
-            return found, usd, llm_round.close()
+            return found, usd, await llm_round.close()
         finally:
             await service.stop()
 

@@ -63,9 +63,10 @@ class LlmRound:
         it runs off the event loop."""
         return float(await asyncio.to_thread(self.gateway.end_task, self.round_id, uid, task_index))
 
-    def close(self) -> dict[int, float]:
-        """Every token of the round refused from now; the round's dollars per uid."""
-        return self.gateway.close_round(self.round_id)
+    async def close(self) -> dict[int, float]:
+        """Every token of the round refused from now; the round's dollars per uid (in-flight calls
+        may be waited for a few seconds: off the event loop)."""
+        return await asyncio.to_thread(self.gateway.close_round, self.round_id)
 
 
 class LlmService:

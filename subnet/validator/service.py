@@ -233,7 +233,7 @@ class Validator:
             engine = RoundEngine(self.runtime, self.challenge, replace(limits, per_miner=1), llm_round)
             return await engine.run(due, tasks, progress)
         finally:
-            llm_round.close()
+            await llm_round.close()
 
     def _llm_refusal(self) -> str | None:
         """Why this validator cannot run its LLM challenge here, in one line (else None)."""
