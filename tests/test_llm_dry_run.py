@@ -99,3 +99,19 @@ def test_dry_run_in_basilica_mode_pays_the_llm_env(monkeypatch):
     assert data["mode"] == "basilica" and data["challenge"] == "prose-ledger/1"
     assert miner["verified"] == 2 and miner["weight"] == 1.0 and miner["llm_usd"] > 0
     assert data["basilica"]["deployments_created"] == data["basilica"]["deployments_deleted"] == 1
+
+
+def test_an_upstream_that_does_not_answer_is_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    cmd = [sys.executable, "-m", "subnet", "dry-run", "--mode", "process", "--env", str(LLM_ENV), "--tasks", "1",
+           "--llm-upstream", dead]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: LLM gateway: cannot read LLM prices from " + dead)

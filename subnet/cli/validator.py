@@ -152,7 +152,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    except (StateError, RoundFailed) as exc:
+    except (StateError, RoundFailed, LlmUnavailable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1)
     finally:

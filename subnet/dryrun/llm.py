@@ -18,7 +18,8 @@ from typing import Any, AsyncIterator, Sequence
 
 from subnet.challenges.matrix_chain import VERSION as DEFAULT_CHALLENGE
 from subnet.validator.challenge_choice import make_challenge
-from subnet.validator.llm import LlmService, make_gateway, needs_llm
+from subnet.util.text import one_line
+from subnet.validator.llm import LlmService, LlmUnavailable, make_gateway, needs_llm
 
 TWIN_MODEL = "twin/prose-ledger-oracle"
 
@@ -69,8 +70,11 @@ async def dry_run_llm(runtime: Any, challenge: Any, work_dir: Path, upstream: st
         overrides = {"llm_upstream": upstream}
     try:
         bind = getattr(runtime, "gateway_bind_host", None)  # Docker: the relay bridge's host address
-        service = make_gateway(work_dir / "llm-usage.sqlite", bind() if bind else None, None,
-                               challenge.llm_task_budget_usd, **overrides)
+        try:
+            service = make_gateway(work_dir / "llm-usage.sqlite", bind() if bind else None, None,
+                                   challenge.llm_task_budget_usd, **overrides)
+        except Exception as exc:  # noqa: BLE001 - settings, a relay bridge that cannot be made
+            raise LlmUnavailable(f"LLM gateway: {type(exc).__name__}: {one_line(str(exc))}") from None
         await service.start()
         try:
             if getattr(runtime, "name", "") == "basilica" and not service.public_url:

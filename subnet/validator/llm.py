@@ -15,6 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from subnet.util.text import one_line
+
 log = logging.getLogger(__name__)
 
 BASE_URL_VAR = "OPENAI_BASE_URL"
@@ -79,8 +81,12 @@ class LlmService:
         self.started = False
 
     async def start(self) -> None:
+        """Raises LlmUnavailable (one line) when the gateway cannot serve (no prices, a busy port)."""
         if not self.started:
-            await self.gateway.start()
+            try:
+                await self.gateway.start()
+            except Exception as exc:  # noqa: BLE001 - the upstream's or the host's trouble: one line
+                raise LlmUnavailable(f"LLM gateway: {one_line(str(exc))}") from None
             self.started = True
             log.info("LLM gateway serving at %s", self.gateway.local_url)
 
@@ -120,8 +126,6 @@ def llm_for(challenge: Any, runtime: Any, usage_db: Path, registry: Any = None) 
     try:
         service = make_gateway(usage_db, bind() if bind else None, registry, challenge.llm_task_budget_usd)
     except Exception as exc:  # noqa: BLE001 - settings, a bridge that cannot be made: one line
-        from subnet.util.text import one_line
-
         raise LlmUnavailable(f"LLM gateway: {type(exc).__name__}: {one_line(str(exc))}") from None
     if getattr(runtime, "name", "") == "basilica" and not service.public_url:
         raise LlmUnavailable(NO_PUBLIC_URL)
