@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # Chunks a stream may have beyond one per completion token: the role chunk, the finish chunk, the
 # usage chunk and a few empty ones. An upstream past max_tokens + this is cut.
 EVENT_SLACK = 8
-POOL_SIZE = 16  # connections per httpx pool
+POOL_SIZE = 8  # connections per httpx pool (round-robin keeps them evenly used)
 PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 OPEN, END = object(), object()
 
@@ -50,7 +50,7 @@ class Upstream:
         shards = max(1, -(-settings.llm_concurrency // POOL_SIZE))
         # An idle connection is dropped after 4 s, before the upstream drops it (uvicorn's default
         # keep-alive is 5 s): reusing one the server is closing fails the call with a ReadError.
-        limits = httpx.Limits(max_connections=2 * POOL_SIZE, max_keepalive_connections=POOL_SIZE,
+        limits = httpx.Limits(max_connections=POOL_SIZE + 4, max_keepalive_connections=POOL_SIZE,
                               keepalive_expiry=4.0)
         self._pools = [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(shards)]
         self._next = 0
@@ -126,8 +126,18 @@ async def forward_stream(meter: Metering, up: Upstream, call: Call, body: bytes,
 
     async def relay():
         try:
-            while (item := await queue.get()) is not END:
-                yield item
+            while True:
+                # What arrived meanwhile goes out in one write: under load, one send() per event
+                # was the gateway's largest cost.
+                items = [await queue.get()]
+                while not queue.empty() and items[-1] is not END:
+                    items.append(queue.get_nowait())
+                ended = items[-1] is END
+                data = b"".join(items[:-1] if ended else items)
+                if data:
+                    yield data
+                if ended:
+                    return
         finally:
             if not call.worker.done():
                 call.abort("client_disconnected")
