@@ -101,3 +101,22 @@ def test_docker_actor_reaches_only_the_gateway_and_never_sees_the_key(
     host = container.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True and container.attrs["Config"]["User"]
     assert leftovers(docker_client, runtime.run_id)[0] == []
+
+
+def test_docker_dry_run_pays_the_reference_llm_env(docker_client, base_image, tmp_path, monkeypatch):
+    """`subnet dry-run --mode docker` on envs/prose-ledger-openai: built, run hardened, its calls
+    through the relay to the gateway and the twin upstream, paid, its LLM dollars reported; the
+    run's relay bridge and relays are gone afterwards."""
+    from docker_support import REPO, owned_by
+    from subnet.state.identity import validator_identity
+    from test_dry_run import run_dry_run
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SUBNET_HOME", str(home))
+    monkeypatch.delenv("SUBNET_LLM_API_KEY", raising=False)
+    data = run_dry_run("--env", str(REPO / "envs" / "prose-ledger-openai"), "--tasks", "2", mode="docker",
+                       timeout=900)
+    (miner,) = data["miners"]
+    assert data["mode"] == "docker" and data["challenge"] == "prose-ledger/1"
+    assert miner["verified"] == 2 and miner["weight"] == 1.0 and miner["llm_usd"] > 0, miner
+    assert owned_by(docker_client, validator_identity(home)) == ([], [])
