@@ -77,3 +77,15 @@ def test_docker_actors_of_an_llm_challenge_get_no_gpu(tmp_path):
     assert challenge_needs_gpu("matrix-chain/2") and not challenge_needs_gpu("prose-ledger/1")
     runtime = DockerRuntime(Settings(_env_file=None, home=tmp_path, challenge="prose-ledger/1"), client=object())
     assert runtime.gpu_pool() is None  # decided before any daemon is asked
+
+
+def test_the_challenge_suggests_the_task_budget_and_the_operator_decides(tmp_path, monkeypatch):
+    from subnet.validator.llm import make_gateway
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("SUBNET_LLM_TASK_BUDGET_USD", raising=False)
+    suggested = make_gateway(tmp_path / "a.sqlite", task_budget_usd=0.005, llm_upstream="http://127.0.0.1:9/v1")
+    assert suggested.gateway.settings.llm_task_budget_usd == 0.005
+    monkeypatch.setenv("SUBNET_LLM_TASK_BUDGET_USD", "0.2")
+    chosen = make_gateway(tmp_path / "b.sqlite", task_budget_usd=0.005, llm_upstream="http://127.0.0.1:9/v1")
+    assert chosen.gateway.settings.llm_task_budget_usd == 0.2
