@@ -89,3 +89,14 @@ def test_the_challenge_suggests_the_task_budget_and_the_operator_decides(tmp_pat
     monkeypatch.setenv("SUBNET_LLM_TASK_BUDGET_USD", "0.2")
     chosen = make_gateway(tmp_path / "b.sqlite", task_budget_usd=0.005, llm_upstream="http://127.0.0.1:9/v1")
     assert chosen.gateway.settings.llm_task_budget_usd == 0.2
+
+
+@pytest.mark.parametrize("name", ["SUBNET_LLM_API_KEY", "CHUTES_API_KEY", "BASILICA_API_TOKEN", "OPENAI_API_KEY"])
+def test_no_allowlist_forwards_a_validator_credential_to_actors(name):
+    from pydantic import ValidationError
+
+    from subnet.config import Settings
+
+    with pytest.raises(ValidationError, match=f"may not forward {name}"):
+        Settings(_env_file=None, forward_env=["LANGUAGE", name])
+    assert Settings(_env_file=None, forward_env=["LANGUAGE"]).forward_env == ["LANGUAGE"]
