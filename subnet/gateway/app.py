@@ -102,7 +102,8 @@ class GatewayApp:
         payload[field] = call.plan.max_tokens
         stream = payload.get("stream") is True
         if not stream:
-            return await forward_json(self.meter, self.upstream, call, json.dumps(payload).encode())
+            return await forward_json(self.meter, self.upstream, call, json.dumps(payload).encode(),
+                                      request.receive)
         options = payload.get("stream_options") if isinstance(payload.get("stream_options"), dict) else {}
         want_usage = options.get("include_usage") is True
         # Forced: usage arrives only when asked for (API reference, stream_options.include_usage).

@@ -86,12 +86,21 @@ def _aborted(call: Call) -> Response:
     return refusal(402, call.cut or "aborted", "the task this call belonged to has ended")
 
 
-async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes) -> Response:
+async def watch_disconnect(receive, call: Call) -> None:
+    """Abort the call when its client leaves. The request body has been read, so the next ASGI
+    message is `http.disconnect` (ASGI HTTP spec; uvicorn's h11 protocol sends it on connection loss)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    call.abort("client_disconnected")
+
+
+async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes, receive) -> Response:
     async def once() -> httpx.Response:
         async with up.slots:
             return await up.send(body)
 
     call.worker = asyncio.ensure_future(once())
+    watcher = asyncio.ensure_future(watch_disconnect(receive, call))
     try:
         resp = await asyncio.shield(call.worker)
     except asyncio.CancelledError:
@@ -105,6 +114,8 @@ async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes) -
         status, message, nothing = _failure(exc)
         await meter.finish(call, None, nothing_generated=nothing)
         return refusal(status, "upstream_error", message, "api_error", retry=True)
+    finally:
+        watcher.cancel()
     if resp.status_code != 200:
         # An upstream refusal (4xx/5xx with its error body) generated nothing: not charged.
         await meter.finish(call, None, nothing_generated=True)

@@ -24,7 +24,8 @@ is in its name: the default `twin/prose-ledger-oracle` answers the prose-ledger 
   `price.input/output.usd` (snapshot of https://llm.chutes.ai/v1/models in
   Veightor/chutes-agent-toolkit: data/chutes-models.json).
 Test knobs: `token_delay_s`, `rate_limit_next`, `ignore_max_tokens`; counters `open_streams`,
-`cancelled_streams`, `completed_streams`; `requests` keeps each request's headers and JSON body.
+`cancelled_streams`, `completed_streams`, `cancelled_calls` (non-streaming); `requests` keeps each
+request's headers and JSON body.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class LlmUpstreamTwin:
         self.token_delay_s = 0.0
         self.ignore_max_tokens = False
         self.open_streams = self.cancelled_streams = self.completed_streams = 0
+        self.cancelled_calls = 0  # non-streaming calls whose client left before the answer
         self.requests: list[tuple[dict, dict]] = []
         self._lock = threading.Lock()
         self._rate_limited, self._retry_after = 0, "1"
@@ -144,11 +146,24 @@ class LlmUpstreamTwin:
             with_usage = (body.get("stream_options") or {}).get("include_usage") is True
             return StreamingResponse(self._stream(model, tokens, finish, usage if with_usage else None),
                                      media_type="text/event-stream")
-        await asyncio.sleep(self.token_delay_s * len(tokens))
+        if not await self._generate_unless_left(request, self.token_delay_s * len(tokens)):
+            return Response(status_code=499)  # nobody to answer
         return JSONResponse({
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(tokens)},
                                          "finish_reason": finish, "logprobs": None}], "usage": usage})
+
+    async def _generate_unless_left(self, request: Request, seconds: float) -> bool:
+        """Take `seconds` to "generate", unless the client leaves first (ASGI `http.disconnect`)."""
+        async def left() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+        watcher = asyncio.ensure_future(left())
+        done, _ = await asyncio.wait({watcher}, timeout=seconds)
+        watcher.cancel()
+        if done:
+            self.cancelled_calls += 1
+        return not done
 
     async def _stream(self, model: str, tokens: list[str], finish: str, usage: dict | None):
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",

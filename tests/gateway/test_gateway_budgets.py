@@ -135,3 +135,16 @@ def test_a_restart_keeps_spent_budgets(make_gateway, twin):
         client(second, grant.token).chat.completions.create(model="twin/long", messages=MSG)
     assert caught.value.status_code == 402 and "round budget" in caught.value.message
     assert second.close_round(9) == {1: pytest.approx(spent)}
+
+
+def test_a_non_streaming_client_leaving_cancels_the_upstream(make_gateway, twin):
+    twin.token_delay_s = 0.05  # the answer takes ten seconds
+    gw = make_gateway(llm_task_budget_usd=0.05)
+    grant = gw.grant(1, 1, "hk1")
+    gw.begin_task(1, 1, 0)
+    with pytest.raises(openai.APITimeoutError):
+        client(gw, grant.token, timeout=0.5, max_retries=0).chat.completions.create(model="twin/long", messages=MSG)
+    _wait(lambda: twin.cancelled_calls == 1, within=5)
+    charged = gw.end_task(1, 1, 0)
+    [(state, reserved, usd, tokens)] = _rows(gw)
+    assert state == "settled" and tokens is None and usd == reserved == pytest.approx(charged)
