@@ -119,7 +119,9 @@ async def phase(url: str, key: str, calls: int, concurrency: int) -> tuple[list[
 
 
 def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
+    if len(values) < 2:
+        return values[0] * 1000
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
 def main() -> None:
@@ -142,7 +144,8 @@ def main() -> None:
         gateway, gw_info = spawn("--serve-gateway", twin_info["url"], "--concurrency", str(args.concurrency),
                                  "--db", str(Path(tmp) / "usage.sqlite"))
         try:
-            print(f"{args.calls} streaming calls a side, {args.rounds} alternated rounds of {args.tokens} tokens, {args.concurrency} concurrent, "
+            print(f"{args.calls} streaming calls a side, {args.rounds} alternated rounds, {args.tokens} tokens, "
+                  f"{args.concurrency} concurrent, "
                   f"{os.cpu_count()} CPUs")
             direct, through, direct_s, through_s, twin_cpu, gw_cpu = [], [], 0.0, 0.0, 0.0, 0.0
             per_round = args.calls // args.rounds

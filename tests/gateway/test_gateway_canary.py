@@ -60,7 +60,8 @@ def test_a_bad_upstream_key_answers_without_echoing_either_key(twin, tmp_path, m
         grant = gw.grant(1, 1, "hk")
         gw.begin_task(1, 1, 0)
         with pytest.raises(openai.AuthenticationError) as caught:
-            client(gw, grant.token).chat.completions.create(model="twin/echo", messages=[{"role": "user", "content": "x"}])
+            client(gw, grant.token).chat.completions.create(model="twin/echo",
+                                                            messages=[{"role": "user", "content": "x"}])
         assert "canary" not in caught.value.response.text
         assert gw.end_task(1, 1, 0) == 0.0
     finally:
