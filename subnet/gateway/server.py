@@ -48,7 +48,7 @@ class ThreadedServer:
     def start(self, setup: Callable[[], Awaitable[None]] | None = None, timeout: float = 30.0) -> None:
         """Start serving; `setup` runs first on the server's loop (e.g. to make loop-bound objects)."""
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                loop="asyncio", http="h11", timeout_graceful_shutdown=2,
+                                loop="asyncio", http="auto", timeout_graceful_shutdown=2,
                                 timeout_keep_alive=KEEP_ALIVE_S)
         self._server = uvicorn.Server(config)
 
