@@ -23,7 +23,7 @@ class GatewaySettings(BaseSettings):
 
     llm_upstream: str = "https://llm.chutes.ai/v1"
     llm_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("llm_api_key", "SUBNET_LLM_API_KEY", "CHUTES_API_KEY"))
+        default=None, validation_alias=AliasChoices("SUBNET_LLM_API_KEY", "CHUTES_API_KEY"))
     # "public=upstream" pairs or bare names (public = upstream), comma separated.
     llm_models: str = DEFAULT_MODEL
     # "model=in/out" in USD per 1M tokens, comma separated; a model listed here ignores upstream pricing.
