@@ -1,7 +1,7 @@
 """The OpenAI-compatible HTTP surface: POST /v1/chat/completions and GET /v1/models.
 
 Refusals (OpenAI's error shape, `x-should-retry: false`): 401 bad_token / round_closed,
-402 no_task / budget, 403 model_not_allowed, 400 bad requests, 503 state file trouble.
+402 no_task / budget, 403 model_not_allowed, 400 bad requests, 413 too large, 503 state file trouble.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from subnet.gateway.relay import Upstream, forward_json, forward_stream, refusal
 from subnet.state.db import StateError
 
 log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 8 << 20  # a request body past this is refused unread (413), not held in memory
 
 
 class BadRequest(Exception):
@@ -55,6 +56,18 @@ def _parse(body: bytes) -> dict:
     return payload
 
 
+async def _read_capped(request: Request) -> bytes | None:
+    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        return None
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > MAX_BODY_BYTES:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
 class GatewayApp:
     def __init__(self, meter: Metering, upstream: Upstream, grants, models: dict[str, str]) -> None:
         self.meter, self.upstream, self.grants, self.models = meter, upstream, grants, models
@@ -77,7 +90,9 @@ class GatewayApp:
         if isinstance(grant, str):
             return self.refuse(401, grant, "invalid or expired LLM token" if grant == "bad_token"
                                else "this LLM token's round has ended")
-        body = await request.body()
+        body = await _read_capped(request)
+        if body is None:
+            return self.refuse(413, "too_large", f"the request body is over {MAX_BODY_BYTES >> 20} MiB")
         try:
             payload = _parse(body)
             field, requested = _max_tokens(payload)

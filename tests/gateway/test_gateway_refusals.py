@@ -87,3 +87,14 @@ def test_a_bad_request_is_one_clear_line(make_gateway, twin):
         client(gw, grant.token).chat.completions.create(model="twin/echo", messages=MSG, n=2)
     assert "n=1" in caught.value.message
     assert len(twin.requests) == 0
+
+
+def test_an_oversized_body_is_refused_unread(make_gateway, twin):
+    gw = make_gateway()
+    grant = gw.grant(1, 1, "hk1")
+    gw.begin_task(1, 1, 0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(gw, grant.token).chat.completions.create(
+            model="twin/echo", messages=[{"role": "user", "content": "x" * (9 << 20)}])
+    assert caught.value.status_code == 413 and caught.value.code == "too_large"
+    assert len(twin.requests) == 0 and gw.spent(1, 1) == 0.0
