@@ -24,8 +24,8 @@ is in its name: the default `twin/prose-ledger-oracle` answers the prose-ledger 
   `price.input/output.usd` (snapshot of https://llm.chutes.ai/v1/models in
   Veightor/chutes-agent-toolkit: data/chutes-models.json).
 Test knobs: `token_delay_s`, `rate_limit_next`, `ignore_max_tokens`; counters `open_streams`,
-`cancelled_streams`, `completed_streams`, `cancelled_calls` (non-streaming); `requests` keeps each
-request's headers and JSON body.
+`cancelled_streams`, `completed_streams`, `most_open_streams`, `cancelled_calls` (non-streaming);
+`requests` keeps each request's headers and JSON body.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class LlmUpstreamTwin:
         self.ignore_max_tokens = False
         self.open_streams = self.cancelled_streams = self.completed_streams = 0
         self.cancelled_calls = 0  # non-streaming calls whose client left before the answer
+        self.most_open_streams = 0  # the high-water mark of open_streams
         self.requests: list[tuple[dict, dict]] = []
         self._lock = threading.Lock()
         self._rate_limited, self._retry_after = 0, "1"
@@ -176,6 +177,7 @@ class LlmUpstreamTwin:
             return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
 
         self.open_streams += 1
+        self.most_open_streams = max(self.most_open_streams, self.open_streams)
         done = False
         try:
             yield chunk({"role": "assistant", "content": ""})
