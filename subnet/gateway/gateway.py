@@ -68,7 +68,11 @@ class Gateway:
         async def teardown() -> None:
             await web.upstream.close()
 
-        self._server = ThreadedServer(web.app, s.gateway_host, s.gateway_port, on_stop=teardown)
+        try:
+            self._server = ThreadedServer(web.app, s.gateway_host, s.gateway_port, on_stop=teardown)
+        except OSError as exc:
+            raise GatewayError(f"the LLM gateway cannot listen on {s.gateway_host}:{s.gateway_port} "
+                               f"({exc.strerror or exc}); set SUBNET_GATEWAY_HOST / SUBNET_GATEWAY_PORT") from None
         self._server.start(setup)
         self._meter.on_loop = self._server.on_loop
 
