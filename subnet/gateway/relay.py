@@ -2,7 +2,7 @@
 
 The call talks to the upstream in its own asyncio task (`call.worker`), so it can be cancelled from
 two sides: the client leaving (the relay generator's `finally`) and the validator ending the task
-(`Metering.drain`). Either way httpx closes the upstream connection, which is how an
+(`Metering.drain`). Either way the upstream connection is closed, which is how an
 OpenAI-compatible server learns that nobody reads the answer any more.
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 
-import httpx
+import aiohttp
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from subnet.gateway.metering import Call, Metering
@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 # Chunks a stream may have beyond one per completion token: the role chunk, the finish chunk, the
 # usage chunk and a few empty ones. An upstream past max_tokens + this is cut.
 EVENT_SLACK = 8
-POOL_SIZE = 8  # connections per httpx pool (round-robin keeps them evenly used)
 PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry")
 OPEN, END = object(), object()
+# What a failed upstream leg raises: aiohttp's errors, and TimeoutError for its socket timeouts.
+UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 def refusal(status: int, code: str, message: str, kind: str = "invalid_request_error",
@@ -37,47 +38,62 @@ def refusal(status: int, code: str, message: str, kind: str = "invalid_request_e
     return JSONResponse(error_body(message, code, kind), status_code=status, headers=headers)
 
 
+class Reply:
+    """The upstream's answer: aiohttp's response under the few names the relay uses."""
+
+    __slots__ = ("_resp", "status_code", "headers")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp, self.status_code, self.headers = resp, resp.status, resp.headers
+
+    async def aread(self) -> bytes:
+        return await self._resp.read()
+
+    def aiter_bytes(self):
+        return self._resp.content.iter_any()  # bytes as they arrive, whatever their size
+
+    async def aclose(self) -> None:
+        # release() keeps the connection only when its body was read to the end; otherwise it is
+        # closed, which is how the upstream learns that nobody reads the answer any more.
+        self._resp.release()
+
+
 class Upstream:
+    """The upstream leg, on aiohttp: its C HTTP parser and plain asyncio cost a third of the CPU of
+    httpx + httpcore + h11 + anyio per relayed stream (scripts/bench_gateway.py, docs/gateway.md)."""
+
     def __init__(self, settings: GatewaySettings) -> None:
         self.url = settings.llm_upstream.rstrip("/") + "/chat/completions"
         self._headers = settings.upstream_headers()  # the validator's key; never the client's headers
-        timeout = httpx.Timeout(connect=settings.llm_connect_timeout_s, read=settings.llm_read_timeout_s,
-                                write=settings.llm_read_timeout_s, pool=None)
-        # Several small pools, not one big one: httpcore looks at every pooled connection for every
-        # waiting request (httpcore/_async/connection_pool.py, `_assign_requests_to_connections`,
-        # `has_expired` -> one poll() each), so one pool's CPU grows with the square of the streams;
-        # at 256 streams it cost more than the relaying itself (scripts/bench_gateway.py).
-        shards = max(1, -(-settings.llm_concurrency // POOL_SIZE))
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.llm_connect_timeout_s,
+                                              sock_read=settings.llm_read_timeout_s)
         # An idle connection is dropped after 4 s, before the upstream drops it (uvicorn's default
-        # keep-alive is 5 s): reusing one the server is closing fails the call with a ReadError.
-        limits = httpx.Limits(max_connections=POOL_SIZE + 4, max_keepalive_connections=POOL_SIZE,
-                              keepalive_expiry=4.0)
-        self._pools = [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(shards)]
-        self._next = 0
-        self.slots = asyncio.Semaphore(settings.llm_concurrency)  # bounded concurrency, all pools together
+        # keep-alive is 5 s): reusing one the server is closing would fail the call. No connection
+        # limit here: `slots` bounds the calls in flight, all of them together.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4.0), timeout=self._timeout,
+            skip_auto_headers=("User-Agent",), trust_env=False)
+        self.slots = asyncio.Semaphore(settings.llm_concurrency)
 
     async def close(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        await self._session.close()
 
-    async def send(self, body: bytes, stream: bool = False) -> httpx.Response:
-        self._next = (self._next + 1) % len(self._pools)
-        pool = self._pools[self._next]
-        return await pool.send(pool.build_request("POST", self.url, content=body, headers=self._headers),
-                               stream=stream)
+    async def send(self, body: bytes) -> Reply:
+        """POST the body; the answer's head has arrived, its body is for the caller to read and close."""
+        return Reply(await self._session.post(self.url, data=body, headers=self._headers))
 
 
-def _passthrough(resp: httpx.Response, content: bytes) -> Response:
+def _passthrough(resp: Reply, content: bytes) -> Response:
     headers = {name: resp.headers[name] for name in PASSED_HEADERS if name in resp.headers}
     return Response(content, status_code=resp.status_code, headers=headers,
                     media_type=resp.headers.get("content-type", "application/json"))
 
 
-def _failure(exc: httpx.HTTPError) -> tuple[int, str, bool]:
-    """(status, message, whether the upstream provably generated nothing)."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+def _failure(exc: Exception) -> tuple[int, str, bool]:
+    """(status, message, whether the upstream provably generated nothing) for aiohttp's failures."""
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
         return 502, f"LLM upstream unreachable ({type(exc).__name__})", True
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's SocketTimeoutError is one: no byte for sock_read seconds
         return 504, f"LLM upstream timed out ({type(exc).__name__})", False
     return 502, f"LLM upstream failed ({type(exc).__name__})", False
 
@@ -95,14 +111,18 @@ async def watch_disconnect(receive, call: Call) -> None:
 
 
 async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes, receive) -> Response:
-    async def once() -> httpx.Response:
+    async def once() -> tuple[Reply, bytes]:
         async with up.slots:
-            return await up.send(body)
+            resp = await up.send(body)
+            try:
+                return resp, await resp.aread()
+            finally:
+                await resp.aclose()
 
     call.worker = asyncio.ensure_future(once())
     watcher = asyncio.ensure_future(watch_disconnect(receive, call))
     try:
-        resp = await asyncio.shield(call.worker)
+        resp, content = await asyncio.shield(call.worker)
     except asyncio.CancelledError:
         if not call.worker.cancelled():  # we, not the worker, were cancelled
             call.abort("handler_cancelled")
@@ -110,7 +130,7 @@ async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes, r
             raise
         await meter.finish(call, None)
         return _aborted(call)
-    except httpx.HTTPError as exc:
+    except UPSTREAM_ERRORS as exc:
         status, message, nothing = _failure(exc)
         await meter.finish(call, None, nothing_generated=nothing)
         return refusal(status, "upstream_error", message, "api_error", retry=True)
@@ -119,13 +139,13 @@ async def forward_json(meter: Metering, up: Upstream, call: Call, body: bytes, r
     if resp.status_code != 200:
         # An upstream refusal (4xx/5xx with its error body) generated nothing: not charged.
         await meter.finish(call, None, nothing_generated=True)
-        return _passthrough(resp, resp.content)
+        return _passthrough(resp, content)
     try:
-        usage = json.loads(resp.content).get("usage")
+        usage = json.loads(content).get("usage")
     except (ValueError, AttributeError):
         usage = None
     await meter.finish(call, usage)
-    return Response(resp.content, media_type="application/json")
+    return Response(content, media_type="application/json")
 
 
 async def forward_stream(meter: Metering, up: Upstream, call: Call, body: bytes, want_usage: bool) -> Response:
@@ -162,7 +182,7 @@ async def _pump(meter: Metering, up: Upstream, call: Call, body: bytes, want_usa
     usage, opened, nothing = None, False, False
     try:
         async with up.slots:
-            resp = await up.send(body, stream=True)
+            resp = await up.send(body)
             try:
                 if resp.status_code != 200:
                     nothing = True
@@ -177,7 +197,7 @@ async def _pump(meter: Metering, up: Upstream, call: Call, body: bytes, want_usa
         if call.cut == "task_ended":
             queue.put_nowait(error_event("the task this call belonged to has ended", "task_ended")
                              if opened else _aborted(call))
-    except httpx.HTTPError as exc:
+    except UPSTREAM_ERRORS as exc:
         status, message, nothing = _failure(exc)
         nothing = nothing and not opened
         queue.put_nowait(error_event(message, "upstream_error") if opened
@@ -188,7 +208,7 @@ async def _pump(meter: Metering, up: Upstream, call: Call, body: bytes, want_usa
         meter.background(meter.finish(call, usage, nothing_generated=nothing))
 
 
-async def _relay_events(resp: httpx.Response, call: Call, want_usage: bool, queue: asyncio.Queue) -> dict | None:
+async def _relay_events(resp: Reply, call: Call, want_usage: bool, queue: asyncio.Queue) -> dict | None:
     splitter, events, usage = EventSplitter(), 0, None
     limit = call.plan.max_tokens + EVENT_SLACK
     async for chunk in resp.aiter_bytes():
