@@ -21,6 +21,7 @@ from subnet.gateway.relay import Upstream, forward_json, forward_stream, refusal
 from subnet.state.db import StateError
 
 log = logging.getLogger(__name__)
+CHAT_PATH = "/v1/chat/completions"
 MAX_BODY_BYTES = 8 << 20  # a request body past this is refused unread (413), not held in memory
 
 
@@ -71,8 +72,16 @@ async def _read_capped(request: Request) -> bytes | None:
 class GatewayApp:
     def __init__(self, meter: Metering, upstream: Upstream, grants, models: dict[str, str]) -> None:
         self.meter, self.upstream, self.grants, self.models = meter, upstream, grants, models
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+        self.app = Starlette(routes=[Route(CHAT_PATH, self.chat, methods=["POST"]),
                                      Route("/v1/models", self.list_models, methods=["GET"])])
+
+    async def __call__(self, scope, receive, send) -> None:
+        # The hot route straight to its handler; the rest (models, 404, 405) through Starlette's router.
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            response = await self.chat(Request(scope, receive))
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
     def refuse(self, status: int, reason: str, message: str) -> Response:
         self.meter.metrics.refusals.labels(reason).inc()

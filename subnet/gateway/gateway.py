@@ -69,7 +69,7 @@ class Gateway:
             await web.upstream.close()
 
         try:
-            self._server = ThreadedServer(web.app, s.gateway_host, s.gateway_port, on_stop=teardown)
+            self._server = ThreadedServer(web, s.gateway_host, s.gateway_port, on_stop=teardown)
         except OSError as exc:
             raise GatewayError(f"the LLM gateway cannot listen on {s.gateway_host}:{s.gateway_port} "
                                f"({exc.strerror or exc}); set SUBNET_GATEWAY_HOST / SUBNET_GATEWAY_PORT") from None

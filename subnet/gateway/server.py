@@ -14,6 +14,11 @@ from typing import Awaitable, Callable
 
 import uvicorn
 
+try:  # libuv's loop: a cheaper transport per write and read than asyncio's (uvicorn[standard] uses it)
+    from uvloop import new_event_loop
+except ImportError:  # the asyncio loop serves the same, at more CPU per call
+    from asyncio import new_event_loop
+
 # Longer than clients keep idle connections (httpx: 5 s), so a client does not reuse a connection
 # this server is closing; uvicorn's own default (5 s) races with httpx's.
 KEEP_ALIVE_S = 30
@@ -53,7 +58,7 @@ class ThreadedServer:
         self._server = uvicorn.Server(config)
 
         def run() -> None:
-            self.loop = asyncio.new_event_loop()
+            self.loop = new_event_loop()
             asyncio.set_event_loop(self.loop)
             try:
                 self.loop.run_until_complete(self._serve(setup))

@@ -148,3 +148,19 @@ def test_a_non_streaming_client_leaving_cancels_the_upstream(make_gateway, twin)
     charged = gw.end_task(1, 1, 0)
     [(state, reserved, usd, tokens)] = _rows(gw)
     assert state == "settled" and tokens is None and usd == reserved == pytest.approx(charged)
+
+
+def test_client_leaving_a_silent_stream_cancels_the_upstream(make_gateway, twin):
+    # The upstream sends its first chunk and then nothing for 30 s: the gateway must learn of the
+    # client leaving from the connection (its disconnect watcher), not from the next chunk's write.
+    twin.token_delay_s = 30.0
+    gw = make_gateway(llm_task_budget_usd=0.05)
+    grant = gw.grant(1, 1, "hk1")
+    gw.begin_task(1, 1, 0)
+    stream = client(gw, grant.token).chat.completions.create(model="twin/long", messages=MSG, stream=True)
+    first = next(iter(stream))
+    assert first.choices[0].delta.role == "assistant"
+    stream.close()
+    _wait(lambda: twin.cancelled_streams == 1, within=5)
+    assert twin.completed_streams == 0 and twin.open_streams == 0
+    assert gw.end_task(1, 1, 0) > 0  # charged its reservation: the upstream may have generated tokens
