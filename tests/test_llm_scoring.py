@@ -100,3 +100,11 @@ def test_no_allowlist_forwards_a_validator_credential_to_actors(name):
     with pytest.raises(ValidationError, match=f"may not forward {name}"):
         Settings(_env_file=None, forward_env=["LANGUAGE", name])
     assert Settings(_env_file=None, forward_env=["LANGUAGE"]).forward_env == ["LANGUAGE"]
+
+
+def test_the_relay_images_name_and_tag():
+    from subnet.runtime.docker_relay import name_and_tag
+
+    assert name_and_tag("python:3.11-slim") == ("python", "3.11-slim")
+    assert name_and_tag("registry.local:5000/relay") == ("registry.local:5000/relay", "latest")
+    assert name_and_tag("registry.local:5000/relay:v2") == ("registry.local:5000/relay", "v2")

@@ -46,7 +46,7 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
-from subnet.runtime.docker_relay import create_relay_bridge, relay_url, start_relay
+from subnet.runtime.docker_relay import create_relay_bridge, ensure_image, relay_url, start_relay
 from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
@@ -405,7 +405,8 @@ class DockerRuntime:
             raise InfraFault(f"creating the Actor's network failed: {one_line(exc)}") from None
         if relay is not None:
             try:
-                start_relay(client, f"{spec.name}-relay", self._relay_bridge, network, relay, spec.labels)
+                start_relay(client, f"{spec.name}-relay", self._relay_bridge, network, relay, spec.labels,
+                            self.limits.relay_image)
             except Exception as exc:  # noqa: BLE001 - the base image missing, the daemon failing
                 raise InfraFault(f"starting the Actor's LLM relay failed: {one_line(exc)}") from None
         return launch(spec, self.limits, abort)
@@ -416,6 +417,7 @@ class DockerRuntime:
         Blocking."""
         if self._relay_bridge is None:
             client = self._connect()
+            ensure_image(client, self.limits.relay_image)
             slot = new_slot()
             labels = {ROLE_LABEL: ROLE, OWNER_LABEL: self.identity, "subnet.run": self.run_id, "subnet.slot": slot}
             self._relay_bridge, self._relay_host = create_relay_bridge(

@@ -8,8 +8,9 @@ Design: one *relay bridge* per validator run, and one *relay container* per LLM 
   the LAN, and whose interface (`snrly*`) is not matched by the host guard (`snact*`), so the
   relay's connection to the host's own address on it is allowed (it goes to the host's INPUT
   chain, see `subnet.runtime.docker_net`).
-- The relay container (the project's base image, `python:3.11-slim`, running the few lines of
-  `RELAY_SCRIPT` with the Python it already has: no image to build or pull) sits on the relay
+- The relay container (the project's base image, `python:3.11-slim`, or SUBNET_DOCKER_RELAY_IMAGE,
+  pulled once if missing, running the few lines of `RELAY_SCRIPT` with the Python it already has:
+  nothing to build) sits on the relay
   bridge and on the Actor's own internal network under the alias `llm-gateway`. It forwards
   every TCP connection on its port to the gateway's one address and port; it forwards nothing
   else and accepts nothing on the relay bridge side. The Actor network stays `internal`; it gets
@@ -98,12 +99,30 @@ def _joined_address(network: Any, container: Any) -> str:
     return address
 
 
+def ensure_image(client: Any, image: str) -> None:
+    """The relay's image in the local store, pulled once when missing (before any round starts)."""
+    import docker.errors
+
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        client.images.pull(*name_and_tag(image))
+
+
+def name_and_tag(image: str) -> tuple[str, str]:
+    """`python:3.11-slim` → (python, 3.11-slim); a registry's port is not a tag; no tag: latest."""
+    if ":" not in image.rsplit("/", 1)[-1]:
+        return image, "latest"
+    name, _, tag = image.rpartition(":")
+    return name, tag
+
+
 def start_relay(client: Any, name: str, bridge: Any, actor_network: Any, target: tuple[str, int],
                 labels: Mapping[str, str], image: str = RELAY_IMAGE) -> Any:
     """The Actor's relay: created on the relay bridge, joined to the Actor network as
     `llm-gateway`, then started (so it is in place before the Actor starts)."""
     container = client.containers.create(
-        image, ["python", "-c", RELAY_SCRIPT, target[0], str(target[1]), str(RELAY_PORT)],
+        image, ["python3", "-c", RELAY_SCRIPT, target[0], str(target[1]), str(RELAY_PORT)],
         name=name, labels=dict(labels), network=bridge.name, user="65534:65534",
         cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
         mem_limit="64m", memswap_limit="64m", pids_limit=32, nano_cpus=250_000_000,
