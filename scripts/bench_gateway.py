@@ -12,7 +12,7 @@ cost on the client side). Each call is one streaming chat completion of `--token
 
 Printed: per phase p50/p99 latency of a whole call and calls/s; then the added latency (gateway p50 -
 direct p50, same for p99) and the gateway process's CPU seconds per 1,000 calls (utime+stime from
-/proc, its whole process: uvicorn/h11, relay, SQLite writer thread). The target of issue 16 is an
+/proc, its whole process: uvicorn, the relay, aiohttp to the twin, SQLite). The target of issue 16 is an
 added p50 under 2 ms.
 """
 
