@@ -1,8 +1,8 @@
 """Forwarding one metered call to the upstream, streaming or not.
 
 The call talks to the upstream in its own asyncio task (`call.worker`), so it can be cancelled from
-two sides: the client leaving (the relay generator's `finally`) and the validator ending the task
-(`Metering.drain`). Either way the upstream connection is closed, which is how an
+two sides: the client leaving (the disconnect watcher, `watch_disconnect`) and the validator ending
+the task (`Metering.drain`). Either way the upstream connection is closed, which is how an
 OpenAI-compatible server learns that nobody reads the answer any more.
 """
 
