@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Mapping, Sequence
 
 import httpx
 
@@ -60,7 +60,9 @@ class ProcessRuntime:
         self.forward_env = tuple(forward_env)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[AffinetesSession]:
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AffinetesSession]:
         env_dir = Path(submission.source)
         try:
             validate_env_dir(env_dir, need_dockerfile=False)
@@ -71,7 +73,7 @@ class ProcessRuntime:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir), "--port", str(port),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                env=child_environment(self.forward_env), start_new_session=True,
+                env={**child_environment(self.forward_env), **(environment or {})}, start_new_session=True,
             )
             session: AffinetesSession | None = None
             try:
