@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,11 @@ def package_version_key(version: str | None = None) -> int:
     return major * 1_000_000 + minor * 1_000 + patch
 
 
+# The validator's credentials, and the two variables its LLM gateway alone gives an Actor.
+NEVER_FORWARDED = frozenset({"SUBNET_LLM_API_KEY", "CHUTES_API_KEY", "BASILICA_API_TOKEN", "BASILICA_API_KEY",
+                             "VAST_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUBNET_", env_file=".env", extra="ignore")
 
@@ -46,6 +51,8 @@ class Settings(BaseSettings):
     network: str = "devchain"
 
     # challenge (matrix-chain/2; sizes: docs/challenge.md "Sizes")
+    challenge: str = Field("matrix-chain/2", description="Challenge this validator runs: matrix-chain/2, or "
+                           "prose-ledger/1 (needs an LLM: SUBNET_LLM_*, docs/validator.md)")
     tasks: int = Field(8, ge=1, description="Tasks per miner per round")
     n: int = Field(12800, ge=8, le=16384, description="Matrix size a validator runs (production)")
     depth: int = Field(2, ge=1, le=64, description="Layers in the chain a validator runs (production)")
@@ -101,6 +108,16 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, ge=0, le=65535, description="Port for /health, /metrics, /leaderboard (0: off)")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint binds")
     log_json: bool = Field(False, description="Logs as one JSON object per line")
+
+    @field_validator("forward_env")
+    @classmethod
+    def _no_secret_forwarded(cls, names: list[str]) -> list[str]:
+        """The validator's own credentials never go to a miner's Actor, whatever the allowlist says."""
+        secret = sorted(set(names) & NEVER_FORWARDED)
+        if secret:
+            raise ValueError(f"SUBNET_FORWARD_ENV may not forward {', '.join(secret)}: validator credentials never "
+                             "reach a miner's Actor (an LLM env gets a round token from the gateway instead)")
+        return names
 
     def forwarded_environment(self) -> dict[str, str]:
         """The values of the allowlisted variables, the only part of the validator's environment

@@ -19,7 +19,7 @@ LAYERS = [
     ("dryrun",),
     ("validator", "miner"),
     ("runtime", "twins"),
-    ("compute", "chain", "registry", "challenges"),
+    ("compute", "chain", "registry", "challenges", "gateway"),
     ("state",),
     ("protocol",),
     ("config", "util"),

@@ -2,7 +2,8 @@
 
 from subnet.challenges.base import Challenge, Claim, Task, Verdict
 from subnet.challenges.matrix_chain import MatrixChain
+from subnet.challenges.prose_ledger import ProseLedger
 
-CHALLENGES = {MatrixChain.name: MatrixChain}
+CHALLENGES = {MatrixChain.name: MatrixChain, ProseLedger.name: ProseLedger}
 
-__all__ = ["CHALLENGES", "Challenge", "Claim", "MatrixChain", "Task", "Verdict"]
+__all__ = ["CHALLENGES", "Challenge", "Claim", "MatrixChain", "ProseLedger", "Task", "Verdict"]

@@ -54,6 +54,12 @@ class Challenge(Protocol):
     # True when `verify` costs real CPU (numpy work): the engine then runs it in a worker
     # thread; a trivial check runs inline, where a thread hop would cost more than the check.
     verify_in_thread: bool
+    # What the challenge's tasks need of the machine that runs an Actor: a GPU or not (an LLM
+    # challenge needs none, so its boxes are the cheapest CPU ones).
+    needs_gpu: bool
+    # Dollars of LLM calls one task may spend through the validator's gateway; None: the
+    # challenge uses no LLM (its Actors get no gateway credentials at all).
+    llm_task_budget_usd: float | None
 
     def make_tasks(self, round_seed: bytes, count: int) -> list[Task]: ...
 

@@ -105,6 +105,8 @@ class MatrixChain:
     name = "matrix-chain"
     version = 2
     verify_in_thread = True
+    needs_gpu = True  # float32 matrix work: scored on GPU boxes
+    llm_task_budget_usd = None  # no LLM: its Actors get no gateway credentials
 
     def __init__(self, n: int = 256, depth: int = 4, sampled_rows: int = SAMPLED_ROWS, sampler: RowSampler = fresh_rows) -> None:
         if not 2 <= n <= MAX_N or depth < 1:

@@ -27,6 +27,8 @@ from subnet.protocol import InfraFault
 from subnet.runtime.factory import RuntimeUnavailable, fit_refusal
 from subnet.util.progress import listening
 from subnet.util.text import os_error
+from subnet.validator.challenge_choice import UnknownChallenge
+from subnet.validator.llm import LlmUnavailable
 from subnet.validator.report import RoundReport
 
 
@@ -62,6 +64,9 @@ def dry_run_command(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, show_default=False,
                                             help=f"Deadline per call, seconds (default {_default('call_timeout')}, as the validator)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables"),
+    llm_upstream: Optional[str] = typer.Option(
+        None, "--llm-upstream", metavar="URL",
+        help="OpenAI-compatible service for LLM envs (key: SUBNET_LLM_API_KEY) (default: the local twin, no key)"),
 ) -> None:
     """Register each env as a miner on a temporary devchain, run rounds, print the leaderboard."""
     base = Settings()
@@ -91,18 +96,23 @@ def dry_run_command(
         err.print(f"error: {refusal}", markup=False)
         raise typer.Exit(2)
     try:
-        reports = _run_with_progress(env_dirs, runtime, settings, rounds, err)
+        reports = _run_with_progress(env_dirs, runtime, settings, rounds, err, llm_upstream)
         rented = runtime.summary() if hasattr(runtime, "summary") else None  # `--mode basilica`: what it cost
+    except (UnknownChallenge, LlmUnavailable) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2)
     finally:
         getattr(runtime, "close", lambda: None)()  # the Basilica twin of `--mode basilica`
     if as_json:
-        data = reports[0].to_json() if rounds == 1 else {"rounds": [r.to_json() for r in reports], "spread": spread(reports)}
+        # One report as it always was; several (rounds, or envs of several challenges) as a list.
+        data = reports[0].to_json() if len(reports) == 1 else {"rounds": [r.to_json() for r in reports],
+                                                                 "spread": spread(reports)}
         sys.stdout.write(json.dumps(data | ({rented.get("provider", "basilica"): rented} if rented else {})) + "\n")
         return
     console = Console()
     for report in reports:
         print_report(report, console)
-    if rounds > 1:
+    if len(reports) > len({r.challenge for r in reports}):
         print_spread(spread(reports), console)
     if rented:
         print_rented(rented, console)
@@ -142,7 +152,8 @@ def _env_folders(paths: List[Path], err: Console) -> list[Path]:
     return folders
 
 
-def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console) -> list[RoundReport]:
+def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, console: Console,
+                       llm_upstream: str | None = None) -> list[RoundReport]:
     """Rounds with a task bar and, on a terminal, a live line per image build; elsewhere each
     build step is one plain line on stderr."""
     total = len(env_dirs) * settings.tasks * rounds
@@ -152,7 +163,8 @@ def _run_with_progress(env_dirs, runtime, settings: Settings, rounds: int, conso
         job = bar.add_task("tasks", total=total)
         steps = RichSteps(bar) if console.is_terminal else _plain_steps(console)
         with listening(steps):
-            return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job)))
+            return aio.run(dry_run_rounds(env_dirs, runtime, settings, rounds, lambda _s, _o: bar.advance(job),
+                                          llm_upstream))
 
 
 def _plain_steps(console: Console):
@@ -172,7 +184,8 @@ def print_report(report: RoundReport, console: Console) -> None:
         return
     title = f"{report.challenge} · {report.mode} · {report.tasks_per_miner} tasks per miner"
     miners = sorted((asdict(m) for m in report.miners), key=lambda m: (-m["weight"], m["uid"]))
-    console.print(leaderboard_table(miners, title=title))
+    llm = any(m.get("llm_usd") for m in miners) or report.challenge != "matrix-chain"
+    console.print(leaderboard_table(miners, title=title, llm=llm))
     for r in report.rejected:
         console.print(f"  ignored commitment of {r['hotkey']}: {r['reason']}", style="yellow", markup=False)
     console.print(f"weights {report.weights_set} · round took {report.wall_s:.1f}s", markup=False)

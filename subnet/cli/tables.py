@@ -65,20 +65,29 @@ def fault_text(miner: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def leaderboard_table(miners: Iterable[Mapping[str, Any]], title: str = "") -> Table:
-    """uid, miner, verified/tasks, p50, score, weight, and the faults with their reasons."""
+def leaderboard_table(miners: Iterable[Mapping[str, Any]], title: str = "", llm: bool = False) -> Table:
+    """uid, miner, verified/tasks, p50, score, weight, and the faults with their reasons; with
+    `llm`, the LLM dollars the gateway metered for each miner too."""
     table = compact_table(title)
     add_number(table, "uid")
     add_text(table, "miner", wrap=False, max_width=24)
-    for column in ("ok", "p50 ms", "score", "weight"):
+    for column in ("ok", "p50 ms", *(("LLM $",) if llm else ()), "score", "weight"):
         add_number(table, column)
     add_text(table, "faults: why")
     for m in miners:
         cached = "*" if m.get("cached") else ""
+        spend = (usd(m.get("llm_usd")),) if llm else ()
         table.add_row(str(m["uid"]), short_ref(m.get("env") or m.get("digest", ""), width=23) + cached,
-                      f"{m.get('verified', 0)}/{m.get('tasks', 0)}", ms(m.get("latency_ms_p50")),
+                      f"{m.get('verified', 0)}/{m.get('tasks', 0)}", ms(m.get("latency_ms_p50")), *spend,
                       f"{m.get('score', 0):.3f}", f"{m.get('weight', 0):.3f}", fault_text(m))
     return table
+
+
+def usd(value: float | None) -> str:
+    """Dollars with the cents' hundredths a small LLM bill needs: 0.000412, 1.25."""
+    if value is None:
+        return "-"
+    return f"{value:.6f}" if value < 1 else f"{value:.2f}"
 
 
 def rounds_table(rounds: Iterable[Mapping[str, Any]], now: float) -> Table:

@@ -39,6 +39,8 @@ from subnet.state.store import Store
 from subnet.util.progress import listening
 from subnet.util.text import one_line, os_error
 from subnet.validator.admission import ImageInspector
+from subnet.validator.challenge_choice import UnknownChallenge, make_challenge
+from subnet.validator.llm import LlmUnavailable, llm_for
 from subnet.validator.loop import RoundFailed, ValidatorLoop
 from subnet.validator.report import RoundReport
 from subnet.validator.shutdown import StoppedEarly, serve, stop_before_serving
@@ -110,12 +112,14 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
             if new:
                 err.print(f"registered {chain.hotkey} on the devchain as uid {uid}")
         check_ready(chain, settings.netuid, settings.version_key)  # before any runtime is built
+        challenge = make_challenge(settings.challenge, settings.n, settings.depth)
         runtime = make_runtime(mode.value, settings, allow_local=devchain)
-        refusal = fit_refusal(runtime, settings) if mode is ValidatorMode.docker else ""
+        sized = mode is ValidatorMode.docker and getattr(challenge, "needs_gpu", True)  # matrix sizes only
+        refusal = fit_refusal(runtime, settings) if sized else ""
         if refusal:
             getattr(runtime, "close", lambda: None)()
             raise RuntimeUnavailable(refusal)
-    except (RuntimeUnavailable, ChainError, InfraFault, OSError) as exc:
+    except (RuntimeUnavailable, ChainError, InfraFault, OSError, UnknownChallenge) as exc:
         err.print(f"error: {one_line(str(exc), 800)}", markup=False)
         raise typer.Exit(1)
     except sqlite3.Error as exc:  # the devchain's file
@@ -124,9 +128,14 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     store = _open_store(settings, chain, err)
     try:
         observer = start_observability(settings, store)
+        llm = llm_for(challenge, runtime, store.path, observer.metrics.registry)  # its key stays in this process
         inspector = ImageInspector.for_validator(store, settings, loopback_only=devchain, resolve=CachingResolver())
         loop = ValidatorLoop(chain, observer.wrap(runtime), settings, store, FirstSeenStore(store.path),
-                             allow_local=devchain, observer=observer, inspector=inspector)
+                             allow_local=devchain, observer=observer, inspector=inspector, llm=llm)
+    except LlmUnavailable as exc:
+        observer.close()
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1)
     except (OSError, StateError) as exc:  # e.g. a round-secret that is a folder, a metrics port in use
         err.print(f"error: {os_error(exc) if isinstance(exc, OSError) else exc}", markup=False)
         raise typer.Exit(1)
@@ -145,7 +154,7 @@ def _serve(settings: Settings, chosen: bool, mode: "ValidatorMode", wallet_name:
     except ChainError as exc:
         err.print(f"error: chain: {one_line(str(exc), 400)}", markup=False)
         raise typer.Exit(1)
-    except (StateError, RoundFailed) as exc:
+    except (StateError, RoundFailed, LlmUnavailable) as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(1)
     finally:

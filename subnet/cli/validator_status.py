@@ -77,7 +77,8 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
     board = payload["leaderboard"]
     console.print(f"{payload['network']} · netuid {payload['netuid']} · round {board.get('round')} "
                   f"at block {board.get('block')}", markup=False)
-    console.print(leaderboard_table(board["miners"], title="leaderboard (* = scored from cache)"))
+    llm = any("llm_usd" in m for m in board["miners"]) and board.get("challenge") != "matrix-chain"
+    console.print(leaderboard_table(board["miners"], title="leaderboard (* = scored from cache)", llm=llm))
     console.print(rounds_table(payload["recent_rounds"], time.time()))
     cache = payload["cache"]
     total = cache["evaluated"] + cache["cached"]

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, AsyncContextManager, Sequence
+from typing import Any, AsyncContextManager, Mapping, Sequence
 
 from subnet.protocol.commitment import ImageRef
 from subnet.compute.basilica import BasilicaGPUClient
@@ -49,8 +49,8 @@ class LocalBasilica:
         self._images[str(ref)] = env_dir
         return str(ref)
 
-    def open(self, submission: Submission) -> AsyncContextManager[Any]:
-        return self.runtime.open(submission)
+    def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
+        return self.runtime.open(submission, environment) if environment else self.runtime.open(submission)
 
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         return await self.runtime.preflight(submissions)

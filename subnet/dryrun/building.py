@@ -13,7 +13,7 @@ import dataclasses
 import re
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable, Mapping
 
 from subnet.util.progress import step
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
@@ -37,7 +37,7 @@ class BuildingDockerRuntime:
         runtime's `prepare` would take the folder for an image reference)."""
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[Any]:
+    async def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncIterator[Any]:
         from subnet.miner.build import BuildFailed, DockerUnavailable, InvalidEnv, build_env_image
 
         tag = f"{self.tag_prefix}/uid{submission.uid}:{submission.digest[7:19]}"
@@ -56,7 +56,8 @@ class BuildingDockerRuntime:
             raise InfraFault(str(exc)) from None
         finally:
             step(who, f"{outcome} in {time.monotonic() - started:.0f}s", done=True)
-        async with self.inner.open(dataclasses.replace(submission, source=built.reference)) as session:
+        image = dataclasses.replace(submission, source=built.reference)
+        async with (self.inner.open(image, environment) if environment else self.inner.open(image)) as session:
             yield session
 
 

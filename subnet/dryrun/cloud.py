@@ -9,7 +9,7 @@ summary says each round's best box, why, and what each twin rented.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, AsyncContextManager, Sequence
+from typing import Any, AsyncContextManager, Mapping, Sequence
 
 from subnet.compute.policy import PolicyFormatError
 from subnet.compute.providers import load_policy
@@ -53,8 +53,8 @@ class LocalCloud:
             source = local.source_for(ref, env_dir)
         return source
 
-    def open(self, submission: Submission) -> AsyncContextManager[Any]:
-        return self.market.open(submission)
+    def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
+        return self.market.open(submission, environment)
 
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         refusal = await self.market.preflight(submissions)

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from subnet.chain.devchain import DevChain
-from subnet.challenges.matrix_chain import MatrixChain
 from subnet.config import Settings
 from subnet.protocol.envdir import content_digest
 from subnet.state.store import Store
+from subnet.dryrun.llm import any_needs_llm, by_challenge, dry_run_llm
+from subnet.validator.challenge_choice import make_challenge
+from subnet.validator.llm import LlmService
 from subnet.validator.report import RoundReport
 from subnet.validator.round import ProgressFn
 from subnet.validator.service import Validator, plan_round
@@ -84,8 +86,18 @@ def repository_name(env_dir: Path) -> str:
     return f"dry-run/{slug}"
 
 
-async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progress: ProgressFn | None = None) -> RoundReport:
-    challenge = MatrixChain(n=settings.n, depth=settings.depth)
+async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progress: ProgressFn | None = None,
+                  llm: LlmService | None = None) -> list[RoundReport]:
+    """One round per challenge the envs declare (a validator runs one challenge), in order."""
+    reports = []
+    for ident, group in by_challenge(env_dirs).items():
+        challenge = make_challenge(ident, settings.n, settings.depth)
+        reports.append(await _challenge_round(group, runtime, settings, challenge, progress, llm))
+    return reports
+
+
+async def _challenge_round(env_dirs: Sequence[Path], runtime, settings: Settings, challenge,
+                           progress: ProgressFn | None, llm: LlmService | None) -> RoundReport:
     with tempfile.TemporaryDirectory(prefix="subnet-dry-run-") as tmp:
         chain = DevChain(Path(tmp) / "devchain.sqlite", hotkey=VALIDATOR_HOTKEY)
         store = Store(Path(tmp) / "state.sqlite")
@@ -95,7 +107,7 @@ async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progres
             source_for = getattr(runtime, "source_for", lambda ref, env_dir: env_dir)  # Basilica: image refs
             plan = plan_round(chain.commitments(settings.netuid), lambda ref: source_for(ref, sources[ref.digest]),
                               labels=labels)
-            validator = Validator(chain, runtime, challenge, settings, store)
+            validator = Validator(chain, runtime, challenge, settings, store, llm=llm)
             return await validator.run_round(plan, os.urandom(32), progress)
         finally:
             store.close()
@@ -103,10 +115,17 @@ async def dry_run(env_dirs: Sequence[Path], runtime, settings: Settings, progres
 
 
 async def dry_run_rounds(
-    env_dirs: Sequence[Path], runtime, settings: Settings, rounds: int, progress: ProgressFn | None = None
+    env_dirs: Sequence[Path], runtime, settings: Settings, rounds: int, progress: ProgressFn | None = None,
+    llm_upstream: str | None = None,
 ) -> list[RoundReport]:
-    """`rounds` independent rounds (fresh tasks each), for telling a real change from noise."""
-    return [await dry_run(env_dirs, runtime, settings, progress) for _ in range(rounds)]
+    """`rounds` independent rounds (fresh tasks each), for telling a real change from noise; each
+    round is one report per challenge. An LLM env's gateway serves every round."""
+    llm_challenge = any_needs_llm(env_dirs, settings.n, settings.depth)
+    if llm_challenge is None:
+        return [r for _ in range(rounds) for r in await dry_run(env_dirs, runtime, settings, progress)]
+    with tempfile.TemporaryDirectory(prefix="subnet-dry-run-llm-") as tmp:
+        async with dry_run_llm(runtime, llm_challenge, Path(tmp), llm_upstream) as llm:
+            return [r for _ in range(rounds) for r in await dry_run(env_dirs, runtime, settings, progress, llm)]
 
 
 def spread(reports: Sequence[RoundReport]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, AsyncContextManager, Sequence
+from typing import Any, AsyncContextManager, Mapping, Sequence
 
 from subnet.compute.ledger import Ledger, spend_of
 from subnet.compute.providers import load_policy
@@ -59,8 +59,8 @@ class LocalVast:
         self._images[str(ref)] = env_dir
         return str(ref)
 
-    def open(self, submission: Submission) -> AsyncContextManager[Any]:
-        return self.runtime.open(submission)
+    def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
+        return self.runtime.open(submission, environment)
 
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         return await self.runtime.preflight(submissions)

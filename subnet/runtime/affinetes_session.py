@@ -116,3 +116,16 @@ def _from_status(response: httpx.Response) -> MinerFault:
     if response.status_code == 404:
         return MinerFault(FaultKind.NO_METHOD, message)
     return MinerFault(FaultKind.ERROR, f"HTTP {response.status_code}: {message}")
+
+
+async def release_env(env: Any) -> None:
+    """Close affinetes' side of an Actor (HTTP client, registry entry), not its container."""
+    from affinetes.core import get_registry
+
+    env._backend._container = None  # the runtime removes the container itself, off the event loop
+    try:
+        await env.cleanup()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("closing the Actor's HTTP client failed: %s", one_line(exc))
+    finally:
+        get_registry().unregister(env.name)

@@ -22,6 +22,12 @@ class ActorSession(Protocol):
 class Runtime(Protocol):
     name: str
 
-    def open(self, submission: Submission) -> AsyncContextManager[ActorSession]:
-        """Provision the submission's Actor; raises MinerFault/InfraFault if it cannot start."""
+    def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None
+    ) -> AsyncContextManager[ActorSession]:
+        """Provision the submission's Actor; raises MinerFault/InfraFault if it cannot start.
+
+        `environment`: variables this one Actor receives for this round on top of what the runtime
+        always gives (an LLM challenge's OPENAI_BASE_URL and OPENAI_API_KEY); the round engine
+        passes it only when there is something to give, so runtimes without it keep working."""
         ...

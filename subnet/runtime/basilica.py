@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 from decimal import Decimal
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Mapping, Sequence
 
 from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.deployment_client import DeploymentClient
@@ -127,12 +127,15 @@ class BasilicaRuntime:
         return calls_bound_s(self._miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission, offer: Ranked | None = None) -> AsyncIterator[DeploymentSession]:
-        """`offer`: the offering to deploy on (the cloud runtime chose it across providers); else the cheapest."""
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None, offer: Ranked | None = None
+    ) -> AsyncIterator[DeploymentSession]:
+        """`environment`: this Actor's own variables for the round (an LLM challenge's two); `offer`: the
+        offering to deploy on (the cloud runtime chose it across providers), else the cheapest."""
         offering = offer.offer.raw if offer is not None else await self.cheapest_offering()
         spec = DeploymentSpec.for_offering(
             offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
-            port=ACTOR_PORT, env=self.settings.forwarded_environment(),
+            port=ACTOR_PORT, env={**self.settings.forwarded_environment(), **(environment or {})},
             ttl_seconds=ttl_s(self.budget.longest_s, self._calls_s()),
         )
         created: CreatedDeployment | None = None

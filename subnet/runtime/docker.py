@@ -27,14 +27,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 from subnet.protocol.commitment import ImageRef, InvalidCommitment, parse_image_ref
 from subnet.config import Settings
-from subnet.state.lease import Lease, drop_stale_leases, read_lease
+from subnet.state.lease import Lease
 from subnet.protocol import FaultKind, InfraFault, MinerFault, Submission
-from subnet.runtime.affinetes_session import AffinetesSession
+from subnet.runtime.affinetes_session import AffinetesSession, release_env
+from subnet.util.aio import settled
 from subnet.util.progress import step
 from subnet.util.text import one_line
 from subnet.runtime.docker_launch import LaunchSpec, cpu_thread_environment, launch
@@ -46,28 +46,29 @@ from subnet.runtime.docker_net import (
     own_container,
     remove_network,
 )
+from subnet.runtime.docker_relay import create_relay_bridge, ensure_image, relay_url, start_relay
 from subnet.runtime.docker_gpus import GpuPool, GpuUnavailable, device_request, discover
+from subnet.runtime.docker_reap import (
+    OWNER_LABEL,
+    ROLE,
+    ROLE_LABEL,
+    Reaped,
+    reap_dead_runs,
+    remove_run,
+    remove_slot,
+)
 from subnet.runtime.docker_settings import DockerSettings
 from subnet.runtime.images import PullFailed, find_local, is_local, pull
 from subnet.state.identity import validator_identity
 
 log = logging.getLogger(__name__)
 
-ROLE_LABEL = "subnet.role"
-ROLE = "miner-actor"
-OWNER_LABEL = "subnet.owner"
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="subnet-docker")
 T = TypeVar("T")
 
 
 async def _blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_POOL, lambda: fn(*args))
-
-
-@dataclass(frozen=True)
-class Reaped:
-    containers: int
-    networks: int
 
 
 class DockerSession:
@@ -140,6 +141,9 @@ class DockerRuntime:
         self._pool: GpuPool | None = None
         self._gpus_found = False
         self._gpu_lock = threading.Lock()
+        self._relay_bridge: Any = None  # made by gateway_bind_host (LLM challenges only)
+        self._relay_host = ""
+        self._gateway_target: tuple[str, int] | None = None  # where each Actor's relay forwards to
 
     # -- labels ----------------------------------------------------------------------------
     def labels(self, slot: str, submission: Submission) -> dict[str, str]:
@@ -163,10 +167,12 @@ class DockerRuntime:
         client = await _blocking(self._connect)
         ref, image_id = await _blocking(self._find, client, submission.source)
         if image_id is None:
-            await _settled(self._pull_job(client, ref))
+            await settled(self._pull_job(client, ref))
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[DockerSession]:
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None
+    ) -> AsyncIterator[DockerSession]:
         client = await _blocking(self._connect)
         if not self._reaped:
             self._reaped = True
@@ -182,13 +188,14 @@ class DockerRuntime:
             name=f"{base}-uid{submission.uid}",
             network=base,
             labels=self.labels(slot, submission),
-            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits)},
+            env={**self.settings.forwarded_environment(), **cpu_thread_environment(self.limits), **(environment or {})},
             start_timeout=self.settings.start_timeout,
             device_requests=(device_request(gpu),) if gpu else (),
         )
         env = None
         abort = threading.Event()
-        starting = asyncio.get_running_loop().run_in_executor(_POOL, self._start, client, spec, slot, abort)
+        relay = self._gateway_target if environment else None
+        starting = asyncio.get_running_loop().run_in_executor(_POOL, self._start, client, spec, slot, abort, relay)
         try:
             env = await asyncio.shield(starting)
             inner = AffinetesSession(env, self.settings.max_response_bytes)
@@ -204,16 +211,20 @@ class DockerRuntime:
                 with contextlib.suppress(BaseException):
                     env = await asyncio.shield(starting)
             if env is not None:
-                await _release(env)
+                await release_env(env)
             # Shielded: even a cancelled round finishes removing what it created.
-            await asyncio.shield(_blocking(self._remove_slot, client, slot))
+            await asyncio.shield(_blocking(remove_slot, client, slot))
             if gpu is not None:
                 gpus.release(gpu)
 
     # -- GPUs ----------------------------------------------------------------------------------
     def gpu_pool(self) -> GpuPool | None:
-        """This host's GPUs for Actors (found once; None without any). Blocking. Raises InfraFault
-        with one line when GPU settings cannot be honoured (see `docker_gpus.discover`)."""
+        """This host's GPUs for Actors (found once; None without any, or when the validator's
+        challenge needs none, e.g. an LLM challenge: its Actors run on CPUs and are priced so).
+        Blocking. Raises InfraFault with one line when GPU settings cannot be honoured (see
+        `docker_gpus.discover`)."""
+        if not challenge_needs_gpu(self.settings.challenge):
+            return None
         with self._gpu_lock:  # Actors open concurrently: one discovery, one pool
             return self._find_gpus()
 
@@ -239,56 +250,22 @@ class DockerRuntime:
 
     # -- housekeeping ------------------------------------------------------------------------
     def reap_stale(self) -> Reaped:
-        """Remove this identity's Actor containers and networks whose run is dead by its lease.
-
-        Only objects labelled with this validator's identity are looked at, so other validators
-        (and tests) on the same daemon are never touched. A foreign run of this identity whose
-        lease still looks fresh (e.g. this process was restarted seconds after a SIGKILL) is
-        watched until it either beats again (alive: kept) or goes stale (reaped now), so a
-        restart reclaims its predecessor's leftovers in its first round. Blocking; the validator
-        loop calls it at the start of every round (and the first `open()` of a run does).
-        """
-        client = self._connect()
+        """Remove this identity's Actor containers and networks whose run is dead by its lease
+        (`docker_reap.reap_dead_runs`). Blocking; the validator loop calls it at the start of every
+        round (and the first `open()` of a run does)."""
         self._reaped = True
-        mine = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}"]}
-        containers = client.containers.list(all=True, filters=mine, ignore_removed=True)
-        networks = client.networks.list(filters=mine)
-        runs = {_labels(o).get("subnet.run", "") for o in (*containers, *networks)} - {self.run_id}
-        dead = {run for run in runs if not self._wait_for_verdict(run)}
-        reaped = Reaped(
-            sum(_removed(lambda c=c: c.remove(force=True)) for c in containers if _labels(c).get("subnet.run") in dead),
-            sum(_removed(lambda n=n: remove_network(n)) for n in networks if _labels(n).get("subnet.run") in dead),
-        )
-        drop_stale_leases(self.settings.home, keep={self.run_id})
-        if reaped.containers or reaped.networks:
-            log.info("reaped %d Actor container(s) and %d network(s) left by dead run(s) %s of validator %s",
-                     reaped.containers, reaped.networks, ", ".join(sorted(dead)), self.identity)
-        return reaped
-
-    def _wait_for_verdict(self, run: str) -> bool:
-        """Is `run` alive? A fresh lease must beat again before its staleness bound to count."""
-        first = read_lease(self.settings.home, run)
-        if first is None or first.stale():
-            return False
-        while True:
-            time.sleep(min(0.5, max(0.05, first.stale_after_s / 10)))
-            now = read_lease(self.settings.home, run)
-            if now is None or now.stale():
-                return False
-            if now.beat_at > first.beat_at:
-                return True
+        return reap_dead_runs(self._connect(), self.settings.home, self.identity, self.run_id)
 
     def remove_own(self) -> int:
         """Remove every container and network of this run now (a stop whose teardown overran)."""
-        if self._client is None:
-            return 0
-        ours = {"label": [f"{ROLE_LABEL}={ROLE}", f"{OWNER_LABEL}={self.identity}", f"subnet.run={self.run_id}"]}
-        containers = self._client.containers.list(all=True, filters=ours, ignore_removed=True)
-        removed = sum(_removed(lambda c=c: c.remove(force=True)) for c in containers)
-        return removed + sum(_removed(lambda n=n: remove_network(n)) for n in self._client.networks.list(filters=ours))
+        return 0 if self._client is None else remove_run(self._client, self.identity, self.run_id)
 
     def close(self) -> None:
         """Stop this run's heartbeat and drop its lease (call once every Actor is removed)."""
+        if self._relay_bridge is not None:
+            with contextlib.suppress(Exception):  # left over, it is reaped with this run's labels
+                remove_network(self._relay_bridge)
+            self._relay_bridge = None
         self.lease.stop(release=True)
 
     # -- blocking helpers (run on the pool) ----------------------------------------------------
@@ -376,70 +353,50 @@ class DockerRuntime:
         except GuardUnavailable as exc:
             raise InfraFault(f"host guard required but unavailable: {exc}") from None
 
-    def _start(self, client: Any, spec: LaunchSpec, slot: str, abort: threading.Event) -> Any:
-        """Network, then container; one blocking job so a cancelled start can be waited for."""
+    def _start(self, client: Any, spec: LaunchSpec, slot: str, abort: threading.Event,
+               relay: tuple[str, int] | None = None) -> Any:
+        """Network (and the LLM relay), then container; one blocking job so a cancelled start can
+        be waited for."""
         try:
             joining = self._self_container is not None
-            network = create_network(client, spec.network, slot, spec.labels, icc=joining)
+            # icc on only where a second container must reach the Actor or be reached by it
+            network = create_network(client, spec.network, slot, spec.labels, icc=joining or relay is not None)
             if joining:
                 network.connect(self._self_container)  # DooD: the validator joins to reach the Actor
         except Exception as exc:  # noqa: BLE001 - e.g. the address pools are exhausted
             raise InfraFault(f"creating the Actor's network failed: {one_line(exc)}") from None
+        if relay is not None:
+            try:
+                start_relay(client, f"{spec.name}-relay", self._relay_bridge, network, relay, spec.labels,
+                            self.limits.relay_image)
+            except Exception as exc:  # noqa: BLE001 - the base image missing, the daemon failing
+                raise InfraFault(f"starting the Actor's LLM relay failed: {one_line(exc)}") from None
         return launch(spec, self.limits, abort)
 
-    def _remove_slot(self, client: Any, slot: str) -> None:
-        selector = {"label": [f"{ROLE_LABEL}={ROLE}", f"subnet.slot={slot}"]}
-        try:
-            for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
-                container.remove(force=True)
-            for network in client.networks.list(filters=selector):
-                remove_network(network)
-        except Exception as exc:  # noqa: BLE001 - never mask the round's own outcome
-            log.error("could not remove Actor slot %s (reap_stale will): %s", slot, one_line(exc))
+    # -- the LLM gateway's reach (subnet.runtime.docker_relay) ---------------------------------
+    def gateway_bind_host(self) -> str:
+        """Where the gateway must listen: the host address of this run's relay bridge (made once).
+        Blocking."""
+        if self._relay_bridge is None:
+            client = self._connect()
+            ensure_image(client, self.limits.relay_image)
+            slot = new_slot()
+            labels = {ROLE_LABEL: ROLE, OWNER_LABEL: self.identity, "subnet.run": self.run_id, "subnet.slot": slot}
+            self._relay_bridge, self._relay_host = create_relay_bridge(
+                client, f"subnet-llm-relay-{self.run_id[:8]}-{slot}", slot, labels, self._self_container)
+        return self._relay_host
+
+    def gateway_url(self, host: str, port: int) -> str:
+        """OPENAI_BASE_URL for this runtime's Actors; their relays forward to host:port."""
+        self._gateway_target = (host, int(port))
+        return relay_url()
 
 
-async def _settled(job: Future) -> Any:
-    """Wait for a thread's job without tying it to this wait: cancelling the wait leaves the job
-    running, and a job that ends after the event loop closed is simply not reported to it."""
-    loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
+def challenge_needs_gpu(ident: str) -> bool:
+    """Whether the challenge `ident` (e.g. "prose-ledger/1") declares it needs a GPU (unknown: yes)."""
+    from subnet.challenges import CHALLENGES
 
-    def deliver(done: Future) -> None:
-        if not waiter.done():
-            if done.exception() is not None:
-                waiter.set_exception(done.exception())
-            else:
-                waiter.set_result(done.result())
-
-    def notify(done: Future) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(deliver, done)
-
-    job.add_done_callback(notify)
-    return await waiter
-
-
-async def _release(env: Any) -> None:
-    """Close affinetes' side of an Actor (HTTP client, registry entry), not its container."""
-    from affinetes.core import get_registry
-
-    env._backend._container = None  # removed by _remove_slot, off the event loop
-    try:
-        await env.cleanup()
-    except Exception as exc:  # noqa: BLE001
-        log.warning("closing the Actor's HTTP client failed: %s", one_line(exc))
-    finally:
-        get_registry().unregister(env.name)
-
-
-def _labels(obj: Any) -> Mapping[str, str]:
-    return getattr(obj, "labels", None) or obj.attrs.get("Labels") or {}
-
-
-def _removed(remove: Callable[[], Any]) -> int:
-    try:
-        remove()
-        return 1
-    except Exception as exc:  # noqa: BLE001 - already gone, or the daemon failed: the next round retries
-        log.warning("could not remove a stale Actor object: %s", one_line(exc))
-        return 0
+    for challenge in CHALLENGES.values():
+        if ident in (challenge.name, f"{challenge.name}/{challenge.version}"):
+            return bool(getattr(challenge, "needs_gpu", True))
+    return True

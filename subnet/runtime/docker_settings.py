@@ -59,6 +59,11 @@ class DockerSettings(BaseSettings):
             "when running as root with iptables, warn otherwise; require: refuse to run without it"
         ),
     )
+    relay_image: str = Field(
+        "python:3.11-slim",
+        description="Image of the relay that lets an LLM challenge's Actor reach the gateway (any image with "
+                    "python3; pulled once when missing)",
+    )
 
     @field_validator("memory", "tmpfs_size")
     @classmethod

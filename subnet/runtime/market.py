@@ -150,19 +150,20 @@ class MarketRuntime:
     # ---- the Runtime port ------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission) -> AsyncIterator[Any]:
+    async def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncIterator[Any]:
         """The best choice left, on its provider's own `open()` (its session, faults and teardown)."""
         if self._plan is None:
             raise InfraFault("no GPU provider was chosen for this round (every provider was left out)")
         async with contextlib.AsyncExitStack() as stack:
-            yield await self._start(submission, stack, self._plan)
+            yield await self._start(submission, environment, stack, self._plan)
 
-    async def _start(self, submission: Submission, stack: contextlib.AsyncExitStack, plan: RoundPlan) -> Any:
+    async def _start(self, submission: Submission, environment: Mapping[str, str] | None,
+                     stack: contextlib.AsyncExitStack, plan: RoundPlan) -> Any:
         first = plan.take()
         if first is None:
             raise InfraFault("every allowed GPU box of this round is taken (no provider has one left)")
         try:
-            return await self._start_on(first, submission, stack, plan)
+            return await self._start_on(first, submission, environment, stack, plan)
         except StartRefused as exc:
             plan.refused(first)
             # The other provider's best first (this one may refuse every start: a spending limit);
@@ -172,12 +173,12 @@ class MarketRuntime:
                 raise
             log.warning("%s refused to start uid %d (%s); starting it on %s", first.offer.provider, submission.uid,
                         one_line(str(exc), 200), second.offer.provider)
-        return await self._start_on(second, submission, stack, plan)
+        return await self._start_on(second, submission, environment, stack, plan)
 
-    async def _start_on(self, choice: Ranked, submission: Submission, stack: contextlib.AsyncExitStack,
-                        plan: RoundPlan) -> Any:
+    async def _start_on(self, choice: Ranked, submission: Submission, environment: Mapping[str, str] | None,
+                        stack: contextlib.AsyncExitStack, plan: RoundPlan) -> Any:
         provider = next(p for p in self.providers if p.name == choice.offer.provider)
-        session = await stack.enter_async_context(provider.open(submission, offer=choice))
+        session = await stack.enter_async_context(provider.open(submission, environment=environment, offer=choice))
         plan.started(choice)
         return session
 

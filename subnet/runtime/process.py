@@ -61,9 +61,9 @@ class ProcessRuntime:
         self.forward_env = tuple(forward_env)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission, env: Mapping[str, str] | None = None) -> AsyncIterator[AffinetesSession]:
-        """`env`: variables for this Actor only, on top of the scrubbed environment (a twin's
-        instance passes its SUBNET_ACTOR_TOKEN so the Actor guards itself as on Vast)."""
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AffinetesSession]:
         env_dir = Path(submission.source)
         try:
             validate_env_dir(env_dir, need_dockerfile=False)
@@ -74,12 +74,12 @@ class ProcessRuntime:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "subnet.runtime.actor_host", "--env", str(env_dir), "--port", str(port),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**child_environment(self.forward_env), **(env or {})}, start_new_session=True,
+                env={**child_environment(self.forward_env), **(environment or {})}, start_new_session=True,
             )
             session: AffinetesSession | None = None
             try:
                 url = f"http://127.0.0.1:{port}"
-                token = (env or {}).get(ACTOR_TOKEN_ENV)
+                token = (environment or {}).get(ACTOR_TOKEN_ENV)
                 auth = bearer_header(token) if token else {}  # the Actor answers 401 without it
                 await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log, auth)
                 session = AffinetesSession.for_url(url, self.max_response_bytes).add_headers(auth)

@@ -24,7 +24,7 @@ import logging
 import secrets
 import time
 from decimal import Decimal
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
 
 from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.ledger import Ledger
@@ -32,7 +32,7 @@ from subnet.compute.policy import GpuPolicy
 from subnet.compute.selection import Ranked, learn_starts, samples_from_ledger
 from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s
 from subnet.compute.vast import VastAuthError, VastError
-from subnet.config import Settings
+from subnet.config import NEVER_FORWARDED, Settings
 from subnet.protocol import InfraFault, StartRefused, Submission
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, new_token
 from subnet.runtime.affinetes_session import AffinetesSession
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 PORT_MAPPING = {"-p 8000:8000": "1"}  # Vast's env form of a port mapping (`vastai/api/instances.py`)
 # Names a validator's secrets go by: never forwarded into an instance, whatever SUBNET_FORWARD_ENV says.
-SECRET_NAMES = ("VAST_API_KEY", "BASILICA_API_TOKEN", "BASILICA_API_KEY", "OPENAI_API_KEY", "SUBNET_LLM_API_KEY")
 DEFAULT_START_S = 900.0  # create → /health: the host pulls the image itself, of unknown bandwidth
 
 
@@ -141,12 +140,15 @@ class VastRuntime:
     # ---- the Runtime port ------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def open(self, submission: Submission, offer: Ranked | None = None) -> AsyncIterator[DeploymentSession]:
-        """`offer`: the box to rent (the cloud runtime chose it across providers); else the best left."""
+    async def open(
+        self, submission: Submission, environment: Mapping[str, str] | None = None, offer: Ranked | None = None
+    ) -> AsyncIterator[DeploymentSession]:
+        """`environment`: this Actor's own variables for the round (an LLM challenge's two); `offer`: the
+        box to rent (the cloud runtime chose it across providers); else the best left."""
         ranked = offer if offer is not None else await self.offers.take()
         name = instance_name(self.identity, submission.uid, submission.digest)
         token = new_token()
-        instance_id = await self._create(ranked, name, submission.source, token)
+        instance_id = await self._create(ranked, name, submission.source, self._instance_env(token, environment))
         try:
             url = await StartWait(self.watch, instance_id, name, token, self.budget).until_serving()
             self.ledger.add_detail(name, ready_at=time.time())
@@ -163,7 +165,7 @@ class VastRuntime:
             # Shielded: a cancelled round still destroys what it created (or leaves the row open).
             await asyncio.shield(destroy(self._client_of(), self.ledger, name, instance_id))
 
-    async def _create(self, ranked: Any, name: str, image: str, token: str) -> int:
+    async def _create(self, ranked: Any, name: str, image: str, env: Mapping[str, str]) -> int:
         offer = ranked.offer
         bid = bid_for(ranked, self.policy.max_hourly_rate)
         self.ledger.begin(KIND, name, owner=self.owner, offering_id=offer.offer_id, gpu_type=offer.gpu_model,
@@ -172,7 +174,7 @@ class VastRuntime:
                                   "machine_id": offer.host})  # start times are learned per machine too
         try:
             instance_id = await self._client_of().create_instance(
-                int(offer.offer_id), image=image, env=self._instance_env(token), price=bid,
+                int(offer.offer_id), image=image, env=dict(env), price=bid,
                 disk_gb=self.disk_gb, label=name)
         except VastError as exc:
             reason = f"Vast create on offer {offer.offer_id}: {one_line(str(exc))}"
@@ -184,10 +186,10 @@ class VastRuntime:
         self.ledger.mark_active(name, str(instance_id), offer.hourly_usd)
         return instance_id
 
-    def _instance_env(self, token: str) -> dict[str, str]:
+    def _instance_env(self, token: str, environment: Mapping[str, str] | None = None) -> dict[str, str]:
         forwarded = {k: v for k, v in self.settings.forwarded_environment().items()
-                     if k.upper() not in SECRET_NAMES and v not in self._secrets and k != ACTOR_TOKEN_ENV}
-        return {**forwarded, ACTOR_TOKEN_ENV: token, **PORT_MAPPING}
+                     if k.upper() not in NEVER_FORWARDED and v not in self._secrets and k != ACTOR_TOKEN_ENV}
+        return {**forwarded, **(environment or {}), ACTOR_TOKEN_ENV: token, **PORT_MAPPING}
 
     async def aclose(self) -> None:
         """Close the running loop's Vast client (the validator's stop calls it, on the serving loop)."""

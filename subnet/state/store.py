@@ -64,6 +64,7 @@ class TaskRecord:
     latency_ms: float | None
     gpu_type: str | None = None
     hourly_price: float | None = None
+    llm_usd: float = 0.0  # LLM dollars the validator's gateway metered for this task
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,13 @@ def connect(path: Path, busy_timeout: float = 30.0) -> sqlite3.Connection:
     return db
 
 
-_RESULT_COLUMNS = "digest, uid, hotkey, task_index, verified, fault, reason, latency_ms, gpu_type, hourly_price"
+_RESULT_COLUMNS = ("digest, uid, hotkey, task_index, verified, fault, reason, latency_ms, gpu_type, hourly_price, "
+                   "llm_usd")
 
 
 def _task_record(row: tuple) -> TaskRecord:
-    d, u, h, t, v, f, r, lat, g, p = row
-    return TaskRecord(d, u, h, t, bool(v), f, r or "", lat, g, p)
+    d, u, h, t, v, f, r, lat, g, p, usd = row
+    return TaskRecord(d, u, h, t, bool(v), f, r or "", lat, g, p, usd or 0.0)
 
 
 class Store:
@@ -108,6 +110,9 @@ class Store:
         if "abandoned" not in {row[1] for row in self._db.execute("PRAGMA table_info(rounds)")}:
             # Why a round ended without results (SIGTERM, crash); NULL for a completed round.
             self._db.execute("ALTER TABLE rounds ADD COLUMN abandoned TEXT")
+        if "llm_usd" not in {row[1] for row in self._db.execute("PRAGMA table_info(task_results)")}:
+            # LLM dollars per task (issue 16); NULL in rows written before, read as 0.
+            self._db.execute("ALTER TABLE task_results ADD COLUMN llm_usd REAL")
 
     def close(self) -> None:
         self._db.close()
@@ -130,12 +135,12 @@ class Store:
     def finish_round(self, round_id: int, records: Iterable[TaskRecord]) -> None:
         rows = [
             (round_id, r.digest, r.uid, r.hotkey, r.task_index, int(r.verified), r.fault, r.reason,
-             r.latency_ms, r.gpu_type, r.hourly_price)
+             r.latency_ms, r.gpu_type, r.hourly_price, r.llm_usd)
             for r in records
         ]
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO task_results VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO task_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self._db.execute("UPDATE rounds SET finished_at=? WHERE id=?", (time.time(), round_id))
 
     def abandon_unfinished(self, reason: str, keep: Iterable[int] = ()) -> list[int]:

@@ -117,7 +117,9 @@ def _create_deployment(st: TwinState, m, q, body: dict) -> tuple[int, Any]:
     st.deployments[d.id] = d
     st.ids_by_name[d.friendly_name] = d.id
     if st.host is not None and d.node is not None:
-        st.host.start(d.id, body["image"], delay=d.fate.schedule_s + d.fate.pull_s)
+        # The deployment's `env` reaches its container (SDK: basilica/_basilica.pyi,
+        # CreateDeploymentRequest(env: Optional[Mapping[str, str]]), sent as the request's `env`).
+        st.host.start(d.id, body["image"], delay=d.fate.schedule_s + d.fate.pull_s, env=body.get("env") or {})
     return (200 if known else 201), st.detail(d, with_token=True)
 
 

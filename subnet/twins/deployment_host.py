@@ -60,11 +60,12 @@ class ActorHost:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="twin-actor-host")
         self._thread.start()
 
-    def start(self, key: str, image: str, delay: float = 0.0) -> None:
-        """`delay`: seconds before its container starts (scheduling and the image pull)."""
+    def start(self, key: str, image: str, delay: float = 0.0, env: dict[str, str] | None = None) -> None:
+        """`delay`: seconds before its container starts (scheduling and the image pull); `env`:
+        the deployment's environment variables, given to its Actor."""
         with self._lock:
             self._hosted[key] = Hosted()
-        self._done[key] = asyncio.run_coroutine_threadsafe(self._serve(key, image, delay), self._loop)
+        self._done[key] = asyncio.run_coroutine_threadsafe(self._serve(key, image, delay, env), self._loop)
 
     def status(self, key: str) -> Hosted | None:
         with self._lock:
@@ -89,7 +90,7 @@ class ActorHost:
         if not self._thread.is_alive():
             self._loop.close()
 
-    async def _serve(self, key: str, image: str, delay: float) -> None:
+    async def _serve(self, key: str, image: str, delay: float, env: dict[str, str] | None = None) -> None:
         stop = asyncio.Event()
         self._stops[key] = stop
         if delay > 0:
@@ -101,7 +102,7 @@ class ActorHost:
         digest = image.rsplit("@", 1)[-1] if "@" in image else "sha256:" + "0" * 64
         submission = Submission(0, f"twin-{key[:8]}", self.resolve(image), digest, image)
         try:
-            async with self.runtime.open(submission) as session:
+            async with (self.runtime.open(submission, env) if env else self.runtime.open(submission)) as session:
                 self._set(key, state="running", url=actor_url(session))
                 await stop.wait()
         except MinerFault as fault:

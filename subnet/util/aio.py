@@ -10,7 +10,9 @@ and shuts generators down before closing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from concurrent.futures import Future
 from typing import Any, Awaitable, Callable, TypeVar
 
 T = TypeVar("T")
@@ -83,3 +85,24 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=work, name=getattr(fn, "__name__", "work"), daemon=True).start()
     return await done
+
+
+async def settled(job: Future) -> Any:
+    """Wait for a thread's job without tying it to this wait: cancelling the wait leaves the job
+    running, and a job that ends after the event loop closed is simply not reported to it."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def deliver(done: Future) -> None:
+        if not waiter.done():
+            if done.exception() is not None:
+                waiter.set_exception(done.exception())
+            else:
+                waiter.set_result(done.result())
+
+    def notify(done: Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, done)
+
+    job.add_done_callback(notify)
+    return await waiter

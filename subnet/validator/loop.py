@@ -21,7 +21,6 @@ from typing import Callable, Sequence
 
 from subnet.chain.base import Chain, ChainError
 from subnet.state.first_seen import FirstSeen
-from subnet.challenges.matrix_chain import MatrixChain
 from subnet.protocol.commitment import ImageRef
 from subnet.config import Settings
 from subnet.registry.policy import CachingResolver, RegistryRefused, Resolver, check_registry
@@ -30,6 +29,8 @@ from subnet.runtime.images import is_local
 from subnet.state.db import StateError, describe, retrying
 from subnet.util.text import one_line
 from subnet.state.store import Store
+from subnet.validator.challenge_choice import make_challenge
+from subnet.validator.llm import LlmService
 from subnet.validator.report import RoundReport
 from subnet.validator.service import Unresolvable, Validator, plan_round, round_seed
 from subnet.util.aio import in_thread
@@ -99,6 +100,7 @@ class ValidatorLoop:
         allow_local: bool = False,
         observer=None,
         inspector: ImageInspector | None = None,
+        llm: LlmService | None = None,
     ) -> None:
         self.chain = chain
         self.runtime = runtime
@@ -109,8 +111,9 @@ class ValidatorLoop:
         self.inspector = inspector
         self.allow_local = allow_local
         self.secret = load_secret(settings.home)
-        challenge = MatrixChain(n=settings.n, depth=settings.depth)
-        self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer)
+        challenge = make_challenge(settings.challenge, settings.n, settings.depth)
+        self.llm = llm  # started with the loop, stopped with it (an LLM challenge only)
+        self.validator = Validator(chain, runtime, challenge, settings, store, observer=observer, llm=llm)
         self.sleep = asyncio.sleep  # between rounds and in backoffs (tests shorten it)
         self._tracebacks_logged: set[tuple[str, str, int]] = set()
 
@@ -129,6 +132,15 @@ class ValidatorLoop:
         return await self.validator.run_round(plan, round_seed(self.secret, block))
 
     async def run_forever(self, interval_s: float, on_report: Callable[[RoundReport], None], once: bool = False) -> None:
+        if self.llm is not None:
+            await self.llm.start()
+        try:
+            await self._rounds(interval_s, on_report, once)
+        finally:
+            if self.llm is not None:
+                await self.llm.stop()
+
+    async def _rounds(self, interval_s: float, on_report: Callable[[RoundReport], None], once: bool) -> None:
         backoff = 5.0
         while True:
             try:

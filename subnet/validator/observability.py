@@ -56,6 +56,9 @@ class Metrics:
         self.last_weights_block = Gauge("subnet_last_weights_block", "Block of the last weights sent", registry=r)
         self.weight = Gauge("subnet_weight", "Weight per uid computed by the last round (sent or not)", ["uid"],
                             registry=r)
+        # Per call and per model: the gateway's own subnet_llm_* metrics, on this same registry.
+        self.llm_round_usd = Gauge("subnet_llm_round_usd", "LLM dollars the gateway metered per uid in the last "
+                                   "round (an LLM challenge only)", ["uid"], registry=r)
         self.in_round = False  # for /health, kept beside the gauges
         self.last_round_at: float | None = None
 
@@ -86,6 +89,10 @@ class Metrics:
         self.weights.labels(status).inc()
         if receipt is not None:
             self.last_weights_block.set(receipt.block)
+        self.llm_round_usd.clear()
+        for miner in report.miners:
+            if miner.llm_usd and not miner.cached:
+                self.llm_round_usd.labels(str(miner.uid)).set(miner.llm_usd)
         self.weight.clear()  # a uid no longer weighted must not keep its old value
         for uid, value in report.weights.items():
             self.weight.labels(str(uid)).set(value)
@@ -109,10 +116,11 @@ class CountingRuntime:
         return getattr(self._runtime, name)
 
     @contextlib.asynccontextmanager
-    async def open(self, submission) -> AsyncIterator[Any]:
+    async def open(self, submission, environment=None) -> AsyncIterator[Any]:
         self._gauge.inc()
         try:
-            async with self._runtime.open(submission) as actor:
+            opened = self._runtime.open(submission, environment) if environment else self._runtime.open(submission)
+            async with opened as actor:
                 yield actor
         finally:
             self._gauge.dec()

@@ -25,6 +25,7 @@ class MinerReport:
     reason: str = ""
     cached: bool = False  # scored from a stored evaluation of this digest, not run this round
     reasons: dict[str, str] = field(default_factory=dict)  # fault kind → the first reason of that kind
+    llm_usd: float = 0.0  # LLM dollars the gateway metered for this miner's tasks this round
 
     @classmethod
     def from_outcome(cls, outcome: MinerOutcome, score: float, weight: float, cached: bool = False) -> "MinerReport":
@@ -47,6 +48,7 @@ class MinerReport:
             reason=outcome.first_reason,
             cached=cached,
             reasons=outcome.reasons,
+            llm_usd=round(outcome.llm_usd, 6),
         )
 
 

@@ -21,13 +21,16 @@ import collections
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from subnet.challenges.base import Challenge, Claim, Task, Verdict
 from subnet.protocol import EVALUATE_METHOD, FaultKind, InfraFault, MinerFault, Submission
 from subnet.util.text import one_line
 from subnet.runtime.base import ActorSession, Runtime
+
+if TYPE_CHECKING:
+    from subnet.validator.llm import LlmRound
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class TaskOutcome:
     reason: str = ""
     latency_ms: float | None = None
     infra: bool = False  # not the miner's fault: excluded from its metrics
+    llm_usd: float = 0.0  # LLM dollars the validator's gateway metered for this task
 
 
 @dataclass
@@ -68,6 +72,11 @@ class MinerOutcome:
     @property
     def verified_latencies_ms(self) -> list[float]:
         return [t.latency_ms for t in self.tasks if t.verified and t.latency_ms is not None]
+
+    @property
+    def llm_usd(self) -> float:
+        """LLM dollars of every task run this round, counted or not (the validator paid them all)."""
+        return sum(t.llm_usd for t in self.tasks)
 
     @property
     def faults(self) -> dict[str, int]:
@@ -102,6 +111,7 @@ class _Answered:
     task_index: int
     claim: Claim
     latency_ms: float
+    llm_usd: float = 0.0
 
 
 class _Breaker:
@@ -122,10 +132,11 @@ class _Breaker:
 
 
 class RoundEngine:
-    def __init__(self, runtime: Runtime, challenge: Challenge, limits: RoundLimits) -> None:
+    def __init__(self, runtime: Runtime, challenge: Challenge, limits: RoundLimits, llm: "LlmRound | None" = None) -> None:
         self.runtime = runtime
         self.challenge = challenge
         self.limits = limits
+        self.llm = llm  # an LLM challenge's credentials and per-task meter (subnet.validator.llm)
 
     async def run(
         self, submissions: Sequence[Submission], tasks: Sequence[Task], progress: ProgressFn | None = None
@@ -168,7 +179,8 @@ class RoundEngine:
         for (outcome, i), verdict in zip(slots, verdicts):
             answered = outcome.tasks[i]
             result = TaskOutcome(task.index, verified=verdict.ok, fault=verdict.fault, reason=verdict.reason,
-                                 latency_ms=answered.latency_ms, infra=not verdict.ok and verdict.fault is None)
+                                 latency_ms=answered.latency_ms, infra=not verdict.ok and verdict.fault is None,
+                                 llm_usd=answered.llm_usd)
             outcome.tasks[i] = result
             self._progress(outcome.submission, result)
 
@@ -181,7 +193,7 @@ class RoundEngine:
                 try:
                     await self._prepare(sub)
                     async with self._starts:
-                        actor = await stack.enter_async_context(self.runtime.open(sub))
+                        actor = await stack.enter_async_context(self._open(sub))
                 finally:
                     self._started_one()
                 outcome.gpu_type = getattr(actor, "gpu_type", None)
@@ -231,6 +243,12 @@ class RoundEngine:
         raise InfraFault(f"image pull not finished within the round's pull window of {self.limits.pull_wait:g}s; "
                          "it goes on in the background for a later round")
 
+    def _open(self, sub: Submission):
+        """The Actor's context; an LLM round hands it exactly its own gateway credentials."""
+        if self.llm is None:
+            return self.runtime.open(sub)
+        return self.runtime.open(sub, environment=self.llm.environment(sub.uid, sub.hotkey))
+
     def _started_one(self) -> None:
         self._pending_starts -= 1
         if self._pending_starts <= 0:
@@ -262,19 +280,34 @@ class RoundEngine:
                 return _failed(task, breaker.tripped, "after repeated failures: ")
             payload = self.challenge.payload(task, sub.hotkey)
             kwargs = {"task_id": task.index, **payload, "timeout": self.limits.call_timeout}
+            if self.llm is not None and self.llm.model:
+                kwargs["model"] = self.llm.model  # the one model the gateway lets this round use first
             async with self._calls:
-                started = time.perf_counter()
-                try:
-                    answer = await actor.call(EVALUATE_METHOD, kwargs, self.limits.call_timeout)
-                except MinerFault as fault:
-                    breaker.record(fault)
-                    return _failed(task, fault)
-                except InfraFault as exc:
-                    return TaskOutcome(task.index, reason=f"infrastructure: {one_line(str(exc))}", infra=True)
-                latency_ms = (time.perf_counter() - started) * 1000.0
+                metered = await self._metered_call(sub, actor, task.index, kwargs)
+            answer, latency_ms, llm_usd = metered
+            if isinstance(answer, MinerFault):
+                breaker.record(answer)
+                return replace(_failed(task, answer), llm_usd=llm_usd)
+            if isinstance(answer, InfraFault):
+                return TaskOutcome(task.index, reason=f"infrastructure: {one_line(str(answer))}", infra=True,
+                                   llm_usd=llm_usd)
             breaker.record(None)
         # Cheap (shape checks, k sampled numbers kept): the full answer is not held until verification.
-        return _Answered(task.index, self.challenge.receive(task, sub.hotkey, answer), latency_ms)
+        return _Answered(task.index, self.challenge.receive(task, sub.hotkey, answer), latency_ms, llm_usd)
+
+    async def _metered_call(self, sub: Submission, actor: ActorSession, index: int, kwargs: dict) -> tuple:
+        """(answer or the fault, latency in ms, LLM dollars): in an LLM round the gateway meters the
+        miner's calls to this task from just before the call until it is settled after it."""
+        if self.llm is not None:
+            self.llm.begin(sub.uid, index)
+        started = time.perf_counter()
+        try:
+            answer = await actor.call(EVALUATE_METHOD, kwargs, self.limits.call_timeout)
+        except (MinerFault, InfraFault) as fault:
+            answer = fault
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        llm_usd = await self.llm.end(sub.uid, index) if self.llm is not None else 0.0
+        return answer, latency_ms, llm_usd
 
 
 def _failed(task: Task, fault: MinerFault, prefix: str = "") -> TaskOutcome:

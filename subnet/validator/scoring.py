@@ -21,6 +21,8 @@ class MinerMetrics:
     latencies_ms: Sequence[float] = field(default_factory=tuple)  # of verified tasks only
     hourly_price: float | None = None
     copy: bool = False
+    # LLM dollars the gateway metered, per verified task (aligned with latencies_ms); empty: none
+    llm_usd: Sequence[float] = field(default_factory=tuple)
 
     @property
     def accuracy(self) -> float:
@@ -32,12 +34,14 @@ class MinerMetrics:
 
     @property
     def cost_per_task(self) -> float | None:
-        """Median latency × hourly price; price 1 where there is none (local Docker, process)."""
-        latency = self.median_latency_ms
-        if latency is None:
+        """Dollars per verified task, the median over them of box price × latency + the task's
+        LLM dollars (the gateway's meter). The price is 1 $/h where there is none (local Docker,
+        process): without LLM dollars only ratios between miners matter, so that is the old score."""
+        if not self.latencies_ms:
             return None
         price = self.hourly_price if self.hourly_price and self.hourly_price > 0 else 1.0
-        return latency * price
+        llm = list(self.llm_usd) or [0.0] * len(self.latencies_ms)
+        return statistics.median(ms / 3_600_000.0 * price + usd for ms, usd in zip(self.latencies_ms, llm))
 
 
 def scores(metrics: Sequence[MinerMetrics], accuracy_floor: float) -> dict[int, float]:

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from subnet.validator import scoring
@@ -26,6 +26,7 @@ from subnet.protocol import FaultKind, MinerFault, Submission
 from subnet.util.text import one_line
 from subnet.state.store import Evaluation, Store, TaskRecord
 from subnet.validator.cache import challenge_key, split_due
+from subnet.validator.llm import LlmService, LlmUnavailable, needs_llm
 from subnet.validator.report import MinerReport, RoundReport
 from subnet.validator.results import ResultWriter
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
@@ -126,7 +127,8 @@ def plan_round(
 
 class Validator:
     def __init__(self, chain: Chain, runtime, challenge: Challenge, settings: Settings, store: Store,
-                 observer: RoundObserver | None = None) -> None:
+                 observer: RoundObserver | None = None, llm: LlmService | None = None) -> None:
+        self.llm = llm  # the gateway an LLM challenge's Actors call (subnet.validator.llm)
         self.chain = chain
         self.runtime = runtime
         self.challenge = challenge
@@ -155,7 +157,7 @@ class Validator:
         # process must not hold the event loop, and with it signal handling.
         split = split_due(runnable, await in_thread(self.store.evaluations, key), time.time(),
                           self.settings.reeval_interval, self.settings.reeval_slice)
-        refusal = await _preflight(self.runtime, split.due)  # only changed images will deploy
+        refusal = self._llm_refusal() or await _preflight(self.runtime, split.due)  # only changed images deploy
         if refusal:  # a spending limit: the whole round is skipped, never half-run
             log.warning("%s", refusal)
             return RoundReport(mode=self.runtime.name, challenge=self.challenge.name, tasks_per_miner=0, miners=[],
@@ -167,8 +169,7 @@ class Validator:
         if self.observer:
             self.observer.round_started(round_id)
         tasks = self.challenge.make_tasks(numbered_seed(seed, round_id), self.settings.tasks)
-        engine = RoundEngine(self.runtime, self.challenge, limits_from(self.settings))
-        fresh = await engine.run(split.due, tasks, progress) if split.due else []
+        fresh = await self._run_engine(split.due, tasks, round_id, progress) if split.due else []
         blocked = [_fault_outcome(s, plan.faults[s.hotkey], tasks) for s in plan.submissions if s.hotkey in plan.faults]
         outcomes, evaluated, reused = await in_thread(self._settle, fresh + blocked, split)
         ran = {o.submission.digest for o in fresh}
@@ -222,6 +223,32 @@ class Validator:
             self.observer.round_finished(report, fresh, receipt)
         return report
 
+    async def _run_engine(self, due: list[Submission], tasks: list[Task], round_id: int,
+                          progress: ProgressFn | None) -> list[MinerOutcome]:
+        """Every due miner on every task. An LLM challenge's tasks run one at a time per miner, each
+        metered by the gateway, and the round's tokens are refused from the moment it ends."""
+        limits = limits_from(self.settings)
+        if not needs_llm(self.challenge):
+            return await RoundEngine(self.runtime, self.challenge, limits).run(due, tasks, progress)
+        llm_round = self.llm.round(self.runtime, round_id)
+        try:
+            engine = RoundEngine(self.runtime, self.challenge, replace(limits, per_miner=1), llm_round)
+            return await engine.run(due, tasks, progress)
+        finally:
+            await llm_round.close()
+
+    def _llm_refusal(self) -> str | None:
+        """Why this validator cannot run its LLM challenge here, in one line (else None)."""
+        if not needs_llm(self.challenge):
+            return None
+        if self.llm is None:
+            return f"{self.challenge.name} needs an LLM gateway and this validator has none"
+        try:
+            self.llm.round(self.runtime, 0)
+        except LlmUnavailable as exc:
+            return str(exc)
+        return None
+
     def _settle(self, fresh: list[MinerOutcome], split) -> tuple[list[MinerOutcome], list[str], set[int]]:
         """This round's outcomes: fresh results where the miner was actually measured, stored ones
         otherwise. A fresh run lost entirely to infrastructure keeps the previous result (and is
@@ -254,7 +281,7 @@ class Validator:
         return MinerOutcome(
             sub,
             [TaskOutcome(r.task_index, verified=r.verified, fault=_fault_kind(r.fault), reason=r.reason,
-                         latency_ms=r.latency_ms, infra=r.fault == "infra") for r in records],
+                         latency_ms=r.latency_ms, infra=r.fault == "infra", llm_usd=r.llm_usd) for r in records],
             gpu_type=first.gpu_type if first else None,
             hourly_price=first.hourly_price if first else None,
         )
@@ -388,6 +415,7 @@ def _metrics(outcome: MinerOutcome) -> scoring.MinerMetrics:
         tasks=len(counted),
         verified=sum(1 for t in counted if t.verified),
         latencies_ms=tuple(outcome.verified_latencies_ms),
+        llm_usd=tuple(t.llm_usd for t in outcome.tasks if t.verified and t.latency_ms is not None),
         hourly_price=outcome.hourly_price,
         copy=any(t.fault is FaultKind.COPY for t in counted),
     )
@@ -400,6 +428,7 @@ def _records(outcomes: Sequence[MinerOutcome]) -> list[TaskRecord]:
             task_index=t.task_index, verified=t.verified,
             fault=("infra" if t.infra else (t.fault.value if t.fault else None)),
             reason=t.reason, latency_ms=t.latency_ms, gpu_type=o.gpu_type, hourly_price=o.hourly_price,
+            llm_usd=t.llm_usd,
         )
         for o in outcomes
         for t in o.tasks

@@ -87,7 +87,7 @@ with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "seen-env.jso
 @pytest.fixture
 def world(tmp_path):
     """Both twins running the miners' env folders, the devchain with an honest and a wrong miner
-    committed, and the validator's environment (both keys canaries, wrongly allowlisted to forward)."""
+    committed, and the validator's environment (both keys canaries)."""
     root = tmp_path / "envs"
     envs = {1: make_env(root, "honest", "honest"), 2: make_env(root, "wrong", "wrong")}
     probe = envs[1] / "env.py"
@@ -102,7 +102,6 @@ def world(tmp_path):
         env |= {"SUBNET_HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
                 "SUBNET_N": "64", "SUBNET_DEPTH": "2", "SUBNET_TASKS": "3", "VAST_POLL": "0.2",
                 "SUBNET_MAX_HOURLY_RATE": str(CAP), "SUBNET_ALLOWED_GPU_TYPES": "RTX-A4000:ondemand:1",
-                "SUBNET_FORWARD_ENV": '["VAST_API_KEY", "BASILICA_API_TOKEN"]',
                 "BASILICA_REQUESTS_PER_MINUTE": "0", "BASILICA_BACKOFF": "0.01"}
         keys = {"vast": {"VAST_URL": vast.base_url, "VAST_API_KEY": vast_key},
                 "basilica": {"BASILICA_API_URL": basilica.url, "BASILICA_API_TOKEN": basilica_token}}

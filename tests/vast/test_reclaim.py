@@ -80,8 +80,8 @@ def image(uid: int) -> str:
 
 @pytest.fixture
 def world(tmp_path):
-    """A twin whose instances run for real, the validator's environment (the key a canary, and
-    wrongly allowlisted for forwarding), and two miners committed on the devchain."""
+    """A twin whose instances run for real, the validator's environment (the key a canary; settings
+    refuse to forward it, test_llm_scoring), and two miners committed on the devchain."""
     canary = "canary-" + os.urandom(12).hex()
     root = tmp_path / "envs"
     envs = {1: make_env(root, "slow", "slow-honest"), 2: make_broken_env(root, "exits_at_import")}
@@ -92,7 +92,7 @@ def world(tmp_path):
                   api_key=canary) as twin:
         env = {**os.environ, "SUBNET_HOME": str(tmp_path / "home"), "VAST_URL": twin.base_url,
                "VAST_API_KEY": canary, "VAST_POLL": "0.2", "SUBNET_N": "64", "SUBNET_DEPTH": "2", "SUBNET_TASKS": "3",
-               "SUBNET_FORWARD_ENV": '["VAST_API_KEY"]', "SUBNET_ALLOWED_GPU_TYPES": "RTX-A4000:ondemand:1"}
+               "SUBNET_ALLOWED_GPU_TYPES": "RTX-A4000:ondemand:1"}
         for uid in envs:
             done = subprocess.run([sys.executable, "-m", "subnet", "miner", "commit", image(uid), "--network",
                                    "devchain", "--wallet.name", f"miner{uid}", "--json"],

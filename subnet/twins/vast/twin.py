@@ -267,13 +267,13 @@ class _Simulated:
 
 
 class _EnvRuntime:
-    """Passes each instance's env to the runtime when its `open` takes `env=` (so a per-instance
+    """Passes each instance's env to the runtime when its `open` takes `environment=` (so a per-instance
     token reaches the Actor as on Vast); a runtime without it opens the Actor as it always does."""
 
     def __init__(self, inner: Any, env_of: Callable[[str], dict[str, str]]) -> None:
         self.inner, self.env_of = inner, env_of
-        self.takes_env = "env" in inspect.signature(inner.open).parameters
+        self.takes_env = "environment" in inspect.signature(inner.open).parameters
 
     def open(self, submission: Any) -> Any:
         env = self.env_of(submission.hotkey)
-        return self.inner.open(submission, env=env) if self.takes_env and env else self.inner.open(submission)
+        return self.inner.open(submission, environment=env) if self.takes_env and env else self.inner.open(submission)
