@@ -18,6 +18,7 @@ from subnet.protocol import FaultKind, MinerFault
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
 from subnet.util.text import exception_chain, one_line
 
+log = logging.getLogger(__name__)
 _FUNCTION_BASED = "function_based"
 
 
