@@ -147,8 +147,11 @@ def vast_queries(policy: GpuPolicy, **extra: Any) -> list[Any]:
 
     groups: dict[tuple[bool, int], list[str]] = {}
     for entry in policy.allowed:
+        if not entry.count:  # Vast rents GPU machines only: a no-GPU entry has no Vast search
+            continue
         names = groups.setdefault((entry.spot, entry.count), [])
-        names += [n for n in vast_gpu_names(entry.gpu) if n not in names]
+        # an entry of any model (`GpuPolicy.for_challenge`) names none: the query then has no gpu_name filter
+        names += [n for n in (vast_gpu_names(entry.gpu) if entry.gpu else ()) if n not in names]
     return [OfferQuery(gpu_names=tuple(names), num_gpus=count, interruptible=spot, max_dph=policy.max_hourly_rate,
                        min_reliability=VAST_MIN_RELIABILITY, **extra)
             for (spot, count), names in sorted(groups.items())]

@@ -24,6 +24,7 @@ from subnet.compute.policy import (
 )
 
 DEFAULT_API_URL = "https://api.basilica.ai"
+DEFAULT_CPU_HOURLY_RATE = Decimal("0.10")  # an assumption (see cpu_hourly_rate)
 # One cap and one allowlist for every provider, first name first (subnet/compute/providers.py too).
 CAP_NAMES = ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE")
 ALLOWLIST_NAMES = ("SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES")
@@ -49,6 +50,10 @@ class BasilicaSettings(BaseSettings):
         "SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE", "max_hourly_rate"))
     allowed_gpu_types: str = Field(DEFAULT_ALLOWED_GPU_TYPES, validation_alias=AliasChoices(
         "SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES", "allowed_gpu_types"))
+    # A CPU-only deployment (a challenge that needs no GPU) has no offering to read a price from, and
+    # deployments carry none (SRV types.rs): this is an ASSUMED rate for 2 vCPU / 8 GiB, recorded as an
+    # estimate. $0.10/h is above what clouds ask for such a box, so the budget guard errs high.
+    cpu_hourly_rate: Decimal = Field(DEFAULT_CPU_HOURLY_RATE, gt=0, description="Estimated $/h of a CPU-only deployment")
     retries: int = Field(4, ge=1, le=10, description="Attempts per call for 429/5xx/network errors")
     backoff: float = Field(0.5, ge=0, le=30, description="First retry delay in seconds; doubles per attempt")
     timeout: float = Field(60.0, gt=0, description="Deadline per API call in seconds")

@@ -56,6 +56,9 @@ class LocalCloud:
     def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
         return self.market.open(submission, environment)
 
+    def set_needs_gpu(self, needs: bool) -> None:
+        self.market.set_needs_gpu(needs)
+
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         refusal = await self.market.preflight(submissions)
         if self.market.choice is not None:

@@ -107,6 +107,8 @@ async def _challenge_round(env_dirs: Sequence[Path], runtime, settings: Settings
             source_for = getattr(runtime, "source_for", lambda ref, env_dir: env_dir)  # Basilica: image refs
             plan = plan_round(chain.commitments(settings.netuid), lambda ref: source_for(ref, sources[ref.digest]),
                               labels=labels)
+            # A validator's runtime serves its one challenge (SUBNET_CHALLENGE); a dry run's rounds may differ.
+            getattr(runtime, "set_needs_gpu", lambda _needs: None)(bool(getattr(challenge, "needs_gpu", True)))
             validator = Validator(chain, runtime, challenge, settings, store, llm=llm)
             return await validator.run_round(plan, os.urandom(32), progress)
         finally:

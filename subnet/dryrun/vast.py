@@ -62,6 +62,9 @@ class LocalVast:
     def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
         return self.runtime.open(submission, environment)
 
+    def set_needs_gpu(self, needs: bool) -> None:
+        self.runtime.set_needs_gpu(needs)
+
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         return await self.runtime.preflight(submissions)
 

@@ -42,6 +42,7 @@ from subnet.compute.selection import BoxOffer, LearnedStarts, Ranked, from_basil
 from subnet.compute.start_budget import calls_bound_s
 from subnet.config import Settings
 from subnet.protocol import InfraFault, StartRefused, Submission
+from subnet.runtime.docker import challenge_needs_gpu
 from subnet.util.text import one_line
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,20 @@ class MarketRuntime:
         if not providers:
             raise ValueError("cloud mode needs at least one provider runtime")
         self.providers = list(providers)
-        self.policy = policy
+        self._base_policy = policy
+        self.set_needs_gpu(challenge_needs_gpu(settings.challenge))
         self.settings = settings
         self._learned = learned
         self.dedicated_hardware = dedicated_hardware
         self.choice: RoundChoice | None = None
         self._plan: RoundPlan | None = None
+
+    def set_needs_gpu(self, needs: bool) -> None:
+        """The challenge of the coming rounds needs a GPU, or not (then Basilica offers a CPU-only
+        deployment and Vast any GPU model under the cap: `GpuPolicy.for_challenge`); every provider too."""
+        self.policy = self._base_policy.for_challenge(needs)
+        for provider in self.providers:
+            getattr(provider, "set_needs_gpu", lambda _needs: None)(needs)
 
     @property
     def provider_names(self) -> list[str]:

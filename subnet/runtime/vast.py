@@ -37,6 +37,7 @@ from subnet.protocol import InfraFault, StartRefused, Submission
 from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header, new_token
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_session import DeploymentSession
+from subnet.runtime.docker import challenge_needs_gpu
 from subnet.runtime.vast_judge import judge_death
 from subnet.runtime.vast_offers import OfferPool, bid_for
 from subnet.runtime.vast_reclaim import KIND, destroy, reclaim
@@ -73,9 +74,17 @@ class VastRuntime:
         self.budget = budget or StartBudget(DEFAULT_START_S, settings.start_timeout)
         self.watch = InstanceWatch(client_of, poll_s)
         self.offers = OfferPool(client_of, policy, self._learned, disk_gb=disk_gb)
+        self._base_policy = policy
+        self.set_needs_gpu(challenge_needs_gpu(settings.challenge))
         self.disk_gb = disk_gb
         self._secrets = {s for s in secrets_to_keep if s}
         self._miners = 1
+
+    def set_needs_gpu(self, needs: bool) -> None:
+        """The challenge of the coming rounds needs a GPU (a validator's is fixed; a dry run's may change).
+        Vast rents GPU machines only: a challenge that needs none takes the cheapest of any model."""
+        self.policy = self._base_policy.for_challenge(needs)
+        self.offers.use_policy(self.policy)
 
     @property
     def prefix(self) -> str:

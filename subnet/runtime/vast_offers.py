@@ -38,6 +38,10 @@ class OfferPool:
         self._lock = asyncio.Lock()
         self.busy_s = 600.0
 
+    def use_policy(self, policy: GpuPolicy) -> None:
+        """Rank by `policy` from now on (the last search was for another one)."""
+        self.policy, self._ranked, self._at = policy, [], float("-inf")
+
     async def ranked(self) -> list[Ranked]:
         """The allowed offers, cheapest per evaluation first (searched again when a minute old)."""
         async with self._lock:

@@ -152,3 +152,24 @@ def test_basilica_offers_one_choice_per_request_the_cheapest():
                                       Decimal(o["hourly_rate_per_gpu"]), o["provider"], o["region"],
                                       o["gpu_memory_gb_per_gpu"]) for o in book])
     assert [b.offer_id for b in boxes] == ["v-spot", "v-od"]
+
+
+def test_a_challenge_that_needs_no_gpu_takes_any_gpu_model_on_vast_and_a_cpu_deployment_on_basilica(twins):
+    """An LLM challenge needs no GPU: Vast (GPU machines only) offers its cheapest box of ANY model under
+    the cap (an RTX 4090, not in the allowlist), Basilica a CPU-only deployment at BASILICA_CPU_HOURLY_RATE;
+    both compete per evaluation as usual. Nothing above the cap is rented, and no GPU is asked of Basilica."""
+    twins, market = twins
+    twins.vast.set_offers([vast_offer(201, "RTX 4090", "0.03", start_s=30),
+                           vast_offer(202, "H100 SXM", "2.50", start_s=30)])  # any model, but above the cap
+    market.set_needs_gpu(False)
+    refusal, outcomes = run_round(market, uids=(1, 2, 4))
+    assert refusal is None and all(verified(outcomes[uid]) for uid in (1, 2, 4))
+    assert [c.offer_id for c in twins.vast.created] == [201]  # the one cheap box, then Basilica's CPU choice
+    posts = twins.basilica_posts()
+    assert len(posts) == 2 and all("gpus" not in (body.get("resources") or {}) for body in posts)
+    assert Counter((o.gpu_type, o.hourly_price) for o in outcomes.values()) == {("RTX 4090", 0.03): 1,
+                                                                                ("CPU", 0.10): 2}
+    assert market.choice.to_json()["placed"] == {"vast": 1, "basilica": 2}
+    assert twins.vast.instances == {} and twins.basilica.deployments == {}
+    market.set_needs_gpu(True)  # the allowlist is back for a GPU challenge: the 4090 is not allowed
+    assert "RTX 4090" in (market.policy.refusal(Offering("x", "RTX 4090", 1, False, Decimal("0.03"))) or "")
