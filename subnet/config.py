@@ -40,7 +40,7 @@ def package_version_key(version: str | None = None) -> int:
 
 # The validator's credentials, and the two variables its LLM gateway alone gives an Actor.
 NEVER_FORWARDED = frozenset({"SUBNET_LLM_API_KEY", "CHUTES_API_KEY", "BASILICA_API_TOKEN", "BASILICA_API_KEY",
-                             "OPENAI_API_KEY", "OPENAI_BASE_URL"})
+                             "VAST_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"})
 
 
 class Settings(BaseSettings):

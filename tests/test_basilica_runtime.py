@@ -107,6 +107,25 @@ def test_a_round_on_the_cheapest_allowed_gpu_with_every_call_carrying_the_token(
     assert all(r.detail["price_source"].startswith("estimate") for r in rows)
 
 
+def test_a_challenge_that_needs_no_gpu_gets_a_cpu_only_deployment_at_the_cpu_rate(twin, tmp_path, monkeypatch):
+    """prose-ledger/1 declares needs_gpu False: the create carries no `resources.gpus` (SRV types.rs
+    `validate_resources` checks GPUs only when present), the same cpu/memory, no GPU listing is read,
+    and the price is BASILICA_CPU_HOURLY_RATE, an estimate, with gpu_type "CPU" in the ledger."""
+    monkeypatch.setenv("BASILICA_CPU_HOURLY_RATE", "0.07")
+    runtime, ledger = runtime_for(tmp_path, challenge="prose-ledger/1")
+    outcomes = round_with(runtime, uids=(1,), tasks=2)
+    assert all(t.verified for t in outcomes[1].tasks), outcomes[1].tasks
+    assert outcomes[1].gpu_type == "CPU" and outcomes[1].hourly_price == pytest.approx(0.07)
+    (spec,) = [r["body"] for r in twin.requests("POST", "/deployments")]
+    assert spec["resources"] == {"cpu": "2", "memory": "8Gi"} and spec["public"] is False
+    assert twin.requests("GET", "/v2/secure-cloud/gpu-prices") == []
+    (row,) = ledger.entries("deployment")
+    assert row.gpu_type == "CPU" and row.hourly_rate == Decimal("0.07") and row.state == "stopped"
+    assert row.detail["price_source"].startswith("estimate") and "BASILICA_CPU_HOURLY_RATE" in row.detail["price_source"]
+    runtime.set_needs_gpu(True)  # matrix-chain: the cheapest allowed GPU offering again
+    assert aio.run(runtime.cheapest_offering()).gpu_type == "TESLA V100"
+
+
 def test_the_front_refuses_a_call_without_the_token(twin, tmp_path):
     runtime, _ = runtime_for(tmp_path)
     from subnet.compute.deployments import DeploymentSpec

@@ -6,7 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from test_dry_run import run_dry_run
+from subnet.compute.settings import DEFAULT_CPU_HOURLY_RATE
 from subnet.dryrun.llm import by_challenge, env_challenge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,11 +97,28 @@ def test_dry_run_in_basilica_mode_pays_the_llm_env(monkeypatch):
     the round's token; the env is paid and its LLM dollars reported beside what the box cost."""
     monkeypatch.delenv("SUBNET_LLM_API_KEY", raising=False)
     monkeypatch.delenv("CHUTES_API_KEY", raising=False)
+    monkeypatch.delenv("BASILICA_CPU_HOURLY_RATE", raising=False)
     data = run_dry_run("--env", str(LLM_ENV), "--tasks", "2", mode="basilica")
     (miner,) = data["miners"]
     assert data["mode"] == "basilica" and data["challenge"] == "prose-ledger/1"
     assert miner["verified"] == 2 and miner["weight"] == 1.0 and miner["llm_usd"] > 0
     assert data["basilica"]["deployments_created"] == data["basilica"]["deployments_deleted"] == 1
+    # prose-ledger/1 needs no GPU: a CPU-only deployment at BASILICA_CPU_HOURLY_RATE (default, an estimate)
+    assert data["basilica"]["gpu_type"] == "CPU" and data["basilica"]["hourly_price"] == float(DEFAULT_CPU_HOURLY_RATE)
+    assert data["basilica"]["dollars_source"] == "estimate"
+
+
+def test_dry_run_in_basilica_mode_rents_a_gpu_only_for_the_challenge_that_needs_one(monkeypatch):
+    """matrix-chain needs a GPU, prose-ledger/1 none: one run, the first deployment asks for the cheapest
+    allowed GPU offering, the second for no GPU at all; both envs paid, nothing left deployed."""
+    monkeypatch.delenv("SUBNET_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("CHUTES_API_KEY", raising=False)
+    data = run_dry_run("--env", str(LLM_ENV), "--env", str(NUMPY_ENV), "--tasks", "2", mode="basilica")
+    assert [r["challenge"] for r in data["rounds"]] == ["matrix-chain", "prose-ledger/1"]
+    assert all(m["verified"] == 2 for r in data["rounds"] for m in r["miners"])
+    gpu, cpu = data["basilica"]["deployed_on"]
+    assert "V100" in gpu and cpu == "CPU"
+    assert data["basilica"]["deployments_left"] == 0
 
 
 def test_an_upstream_that_does_not_answer_is_one_line(tmp_path):
@@ -115,3 +135,19 @@ def test_an_upstream_that_does_not_answer_is_one_line(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("error: LLM gateway: cannot read LLM prices from " + dead)
+
+
+@pytest.mark.parametrize("mode", ["vast", "cloud"])
+def test_dry_run_on_rented_boxes_pays_the_llm_env(monkeypatch, mode):
+    """The Vast runtime (and the cloud runtime placing the miner) against the twins: the instance's env
+    carries the gateway's URL and the round's token beside the instance's own Actor token; the env is
+    paid and its LLM dollars reported beside what the box cost, and nothing is left rented."""
+    monkeypatch.delenv("SUBNET_LLM_API_KEY", raising=False)
+    monkeypatch.delenv("CHUTES_API_KEY", raising=False)
+    data = run_dry_run("--env", str(LLM_ENV), "--tasks", "2", mode=mode)
+    (miner,) = data["miners"]
+    assert data["mode"] == mode and data["challenge"] == "prose-ledger/1"
+    assert miner["verified"] == 2 and miner["weight"] == 1.0 and miner["llm_usd"] > 0
+    rented = [v for v in data.values() if isinstance(v, dict) and "deployments_created" in v]
+    assert rented and all(r["deployments_created"] == r["deployments_deleted"] for r in rented)
+    assert sum(r["deployments_created"] for r in rented) == 1

@@ -91,7 +91,8 @@ def test_the_challenge_suggests_the_task_budget_and_the_operator_decides(tmp_pat
     assert chosen.gateway.settings.llm_task_budget_usd == 0.2
 
 
-@pytest.mark.parametrize("name", ["SUBNET_LLM_API_KEY", "CHUTES_API_KEY", "BASILICA_API_TOKEN", "OPENAI_API_KEY"])
+@pytest.mark.parametrize("name", ["SUBNET_LLM_API_KEY", "CHUTES_API_KEY", "BASILICA_API_TOKEN", "VAST_API_KEY",
+                                  "OPENAI_API_KEY"])
 def test_no_allowlist_forwards_a_validator_credential_to_actors(name):
     from pydantic import ValidationError
 

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 # A one-command app (tests invoke it directly); `subnet.cli._register` mounts `doctor` as `subnet doctor`.
-doctor_app = typer.Typer(help="Check Python, Docker, Basilica, wallet, chain endpoint and disk.")
+doctor_app = typer.Typer(help="Check Python, Docker, Basilica, Vast.ai, wallet, chain endpoint and disk.")
 
 NETWORKS = {
     "finney": "wss://entrypoint-finney.opentensor.ai:443",
@@ -88,6 +88,72 @@ def check_basilica(api_key: str | None = None) -> list[Check]:
     return [token, Check("basilica-balance", "ok", f"balance {money(bal['balance'])}"), cap]
 
 
+def vast_key_source(flag: str | None, home: Path | None = None) -> tuple[str | None, str]:
+    """The Vast key and where it was found, in `resolve_vast_key`'s order (compute/vast/keys.py).
+    The place is said; the key never is."""
+    from dotenv import dotenv_values
+
+    from subnet.compute.vast import keys
+
+    if (flag or "").strip():
+        return flag.strip(), "the --vast-key flag"
+    if os.environ.get(keys.KEY_ENV, "").strip():
+        return os.environ[keys.KEY_ENV].strip(), f"{keys.KEY_ENV} in the environment"
+    found = (keys._from_keyring() or "").strip()
+    if found:
+        return found, f"the OS keyring (service {keys.KEYRING_SERVICE!r})"
+    folder = home or Path.cwd()
+    for name in keys.DOTENV_FILES:
+        value = (dotenv_values(folder / name).get(keys.KEY_ENV) or "").strip() if (folder / name).is_file() else ""
+        if value:
+            return value, f"{keys.KEY_ENV} in {folder / name}"
+    for path in keys.config_key_paths():
+        try:
+            value = path.read_text().strip()
+        except OSError:
+            continue
+        if value:
+            return value, str(path)
+    return None, "nowhere"
+
+
+def check_vast(flag: str | None = None) -> list[Check]:
+    """Key found (and where from), API reachable, balance, and the cap every Vast rental is held to."""
+    import asyncio
+
+    from subnet.compute.policy import PolicyFormatError, money
+    from subnet.compute.providers import cap_variable, load_policy
+    from subnet.compute.vast import VastAuthError, VastClient, VastError
+
+    try:
+        cap = load_policy().max_hourly_rate
+    except PolicyFormatError as exc:
+        return [Check("vast-price-cap", "fail", str(exc), "set SUBNET_MAX_HOURLY_RATE to dollars per hour, e.g. 0.44")]
+    key, source = vast_key_source(flag)
+    if key is None:
+        return [Check("vast", "warn", "no Vast API key (looked in --vast-key, VAST_API_KEY, the keyring, .env.vast, "
+                      ".env and the vastai config file)", "export VAST_API_KEY=... (needed for Vast mode only)")]
+
+    async def balance():
+        async with VastClient(key, timeout=10.0, retries=1) as client:
+            return client.base_url, await client.balance()
+
+    try:
+        url, amount = asyncio.run(balance())
+    except VastAuthError as exc:
+        return [Check("vast", "fail", f"key from {source} refused: {exc}",
+                      "check VAST_API_KEY (vast.ai: Account → Keys)")]
+    except VastError as exc:
+        return [Check("vast", "fail", f"key from {source}; API not reachable: {exc}", "check VAST_URL and the network")]
+    named = cap_variable()
+    cap_check = Check("vast-price-cap", "ok" if named else "warn",
+                      f"{named or 'default'} {money(cap)}/h caps every Vast box: in the search on demand (dph_total), "
+                      "as the bid on interruptible boxes", "" if named else "set SUBNET_MAX_HOURLY_RATE")
+    balance_check = Check("vast-balance", "ok" if amount > 0 else "warn", f"balance {money(amount)}",
+                          "" if amount > 0 else "add credit at vast.ai (Billing)")
+    return [Check("vast", "ok", f"key from {source} accepted by {url}"), balance_check, cap_check]
+
+
 def check_wallet(name: str, hotkey: str, path: Path, network: str) -> Check:
     hotkey_file = path.expanduser() / name / "hotkeys" / hotkey
     if hotkey_file.is_file():
@@ -148,11 +214,12 @@ def check_spend(home: Path) -> list[Check]:
 
 
 def run_checks(wallet_name: str, wallet_hotkey: str, wallet_path: Path, network: str, home: Path,
-               api_key: str | None = None) -> list[Check]:
+               api_key: str | None = None, vast_key: str | None = None) -> list[Check]:
     return [
         check_python(),
         check_docker(),
         *check_basilica(api_key),
+        *check_vast(vast_key),
         *check_spend(home),
         check_wallet(wallet_name, wallet_hotkey, wallet_path, network),
         check_chain(network),
@@ -178,6 +245,7 @@ def doctor(
         typer.Option("--network", help="devchain, finney, test, local or ws(s):// [default: SUBNET_NETWORK]"),
     ] = None,
     api_key: Annotated[Optional[str], typer.Option("--api-key", help="Basilica token.", show_default=False)] = None,
+    vast_key: Annotated[Optional[str], typer.Option("--vast-key", help="Vast.ai key.", show_default=False)] = None,
 ) -> None:
     """Check Python, Docker, Basilica, wallet, chain endpoint and disk; exit 1 if any check fails."""
     from pydantic import ValidationError
@@ -189,7 +257,8 @@ def doctor(
     except ValidationError as exc:
         typer.echo(f"error: bad SUBNET_* setting: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(2) from None
-    checks = run_checks(wallet_name, wallet_hotkey, wallet_path, network or settings.network, settings.home, api_key)
+    checks = run_checks(wallet_name, wallet_hotkey, wallet_path, network or settings.network, settings.home, api_key,
+                        vast_key)
     failed = any(c.status == "fail" for c in checks)
     if as_json:
         typer.echo(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))

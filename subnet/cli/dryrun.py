@@ -37,6 +37,8 @@ class Mode(str, Enum):
     process = "process"
     docker = "docker"
     basilica = "basilica"
+    vast = "vast"
+    cloud = "cloud"
 
 
 _DEFAULTS = Settings.model_fields
@@ -105,7 +107,7 @@ def dry_run_command(
         # One report as it always was; several (rounds, or envs of several challenges) as a list.
         data = reports[0].to_json() if len(reports) == 1 else {"rounds": [r.to_json() for r in reports],
                                                                  "spread": spread(reports)}
-        sys.stdout.write(json.dumps(data | ({"basilica": rented} if rented else {})) + "\n")
+        sys.stdout.write(json.dumps(data | ({rented.get("provider", "basilica"): rented} if rented else {})) + "\n")
         return
     console = Console()
     for report in reports:
@@ -117,8 +119,16 @@ def dry_run_command(
 
 
 def print_rented(r: dict, console: Console) -> None:
+    if "providers" in r:  # `--mode cloud`: what each twin rented, then each round's choice
+        for part in r["providers"].values():
+            print_rented(part, console)
+        for line in r["choices"]:
+            console.print(f"cloud: {line}", markup=False, soft_wrap=True)
+        return
     price = "-" if r["hourly_price"] is None else f"${r['hourly_price']:.2f}/h"
-    console.print(f"basilica: {r['gpu_type'] or '-'} at {price} · deployments {r['deployments_created']} created, "
+    provider = r.get("provider", "basilica")
+    what = "instances" if provider == "vast" else "deployments"
+    console.print(f"{provider}: {r['gpu_type'] or '-'} at {price} · {what} {r['deployments_created']} created, "
                   f"{r['deployments_deleted']} deleted, {r['deployments_left']} left · ${r['dollars']:.6f} "
                   f"({r['dollars_source']})", markup=False, soft_wrap=True)
 

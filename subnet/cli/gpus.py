@@ -1,4 +1,8 @@
-"""`subnet gpus ...`: the cheapest allowed Basilica GPUs, rentals and the spend ledger.
+"""`subnet gpus ...`: the cheapest allowed GPUs on Basilica and Vast.ai, rentals and the spend ledger.
+
+`offers --provider basilica|vast|all [--explain]` ranks both markets by expected cost per evaluation
+(gpus_providers.py); `list`, `rentals`, `stop` and `balance` take `--provider` too (default basilica,
+as before the second provider came).
 
 Every command takes `--json` (stdout is then always one JSON document; on failure
 `{"error": {"message", "exit_code"}}`) and prints failures as one line on stderr. Exit codes:
@@ -9,6 +13,7 @@ Every command takes `--json` (stdout is then always one JSON document; on failur
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -23,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from subnet.compute.basilica import BasilicaGPUClient, RemoteRental, RentOutcome
-from subnet.compute.errors import EXIT_CONFIG, BasilicaError
+from subnet.cli import gpus_providers as multi
+from subnet.compute.errors import EXIT_CONFIG, EXIT_NOTHING_AFFORDABLE, EXIT_UNAVAILABLE, BasilicaError
 from subnet.compute.ledger import Ledger, Reconciliation, reconcile
 from subnet.compute.policy import Offering, money
 from subnet.compute.settings import ConfigError, load_settings
@@ -40,6 +46,10 @@ ApiKeyOpt = Annotated[
 LedgerOpt = Annotated[
     Optional[Path], typer.Option("--ledger", help="State DB holding the ledger [default: $SUBNET_HOME/state.sqlite]")
 ]
+VastKeyOpt = Annotated[
+    Optional[str], typer.Option("--vast-key", help="Vast.ai key; overrides VAST_API_KEY.", show_default=False)
+]
+ProviderOpt = Annotated[str, typer.Option("--provider", help="basilica, vast or all.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be rented and its price; rent nothing.")]
 
 Action = Callable[[BasilicaGPUClient], tuple[Any, Callable[[Console], None]]]
@@ -100,8 +110,12 @@ def list_gpus(
     show_all: Annotated[bool, typer.Option("--all", help="Also show refused offerings and why.")] = False,
     api_key: ApiKeyOpt = None,
     ledger: LedgerOpt = None,
+    provider: ProviderOpt = "basilica",
+    vast_key: VastKeyOpt = None,
 ) -> None:
     """List the offerings the policy allows, cheapest box first (prices are per whole box per hour)."""
+    if provider != "basilica":
+        return _offers(provider, False, multi.DEFAULT_BUSY_S, as_json, api_key, vast_key, ledger, per_hour=True)
 
     def action(client: BasilicaGPUClient):
         offerings = client.list_offerings()
@@ -117,13 +131,20 @@ def list_gpus(
 
 @gpus_app.command("rent")
 def rent(
-    offering_id: Annotated[str, typer.Argument(help="Offering id from `subnet gpus list`.")],
+    offering_id: Annotated[str, typer.Argument(help="Offering id from `subnet gpus list` (Vast: offer id).")],
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     api_key: ApiKeyOpt = None,
     ledger: LedgerOpt = None,
+    provider: ProviderOpt = "basilica",
+    image: Annotated[Optional[str], typer.Option("--image", help="Vast: the Docker image the box runs.")] = None,
+    vast_key: VastKeyOpt = None,
 ) -> None:
     """Rent one offering, if the policy allows it (ledger row written before the rental starts)."""
+    if provider == "vast":
+        return _rent_vast(offering_id, image, dry_run, as_json, vast_key, ledger)
+    if provider != "basilica":
+        _fail("rent takes --provider basilica or vast (one box, one provider)", EXIT_CONFIG, as_json)
     _run(lambda client: _rent_view(client.rent(offering_id, dry_run=dry_run)), as_json, api_key, ledger,
          ledger_needed=not dry_run)
 
@@ -138,8 +159,11 @@ def rent_cheapest(
 
 
 @gpus_app.command("rentals")
-def rentals(as_json: JsonOpt = False, api_key: ApiKeyOpt = None, ledger: LedgerOpt = None) -> None:
-    """Tracked vs remote rentals, orphans on either side, and cost so far."""
+def rentals(as_json: JsonOpt = False, api_key: ApiKeyOpt = None, ledger: LedgerOpt = None,
+            provider: ProviderOpt = "basilica", vast_key: VastKeyOpt = None) -> None:
+    """Tracked vs remote rentals, orphans on either side, and cost so far (Vast: our instances)."""
+    if provider == "vast":
+        return _vast_instances(as_json, vast_key)
 
     def action(client: BasilicaGPUClient):
         remote = client.list_rentals()
@@ -174,12 +198,18 @@ def status(
 
 @gpus_app.command("stop")
 def stop(
-    rental_id: Annotated[str, typer.Argument(help="Rental id or name.")],
+    rental_id: Annotated[str, typer.Argument(help="Rental id or name (Vast: instance id).")],
     as_json: JsonOpt = False,
     api_key: ApiKeyOpt = None,
     ledger: LedgerOpt = None,
+    provider: ProviderOpt = "basilica",
+    vast_key: VastKeyOpt = None,
 ) -> None:
-    """Stop a rental and close its ledger row (a row Basilica no longer knows is closed too)."""
+    """Stop a rental (Vast: destroy an instance) and close its ledger row."""
+    if provider == "vast":
+        return _stop_vast(rental_id, as_json, vast_key, ledger)
+    if provider != "basilica":
+        _fail("stop takes --provider basilica or vast (one box, one provider)", EXIT_CONFIG, as_json)
 
     def action(client: BasilicaGPUClient):
         res = client.stop(rental_id)
@@ -193,14 +223,86 @@ def stop(
 
 
 @gpus_app.command("balance")
-def balance(as_json: JsonOpt = False, api_key: ApiKeyOpt = None, ledger: LedgerOpt = None) -> None:
+def balance(as_json: JsonOpt = False, api_key: ApiKeyOpt = None, ledger: LedgerOpt = None,
+            provider: ProviderOpt = "basilica", vast_key: VastKeyOpt = None) -> None:
     """The account balance in dollars."""
+    if provider != "basilica":
+        return _balances(provider, as_json, api_key, vast_key)
 
     def action(client: BasilicaGPUClient):
         res = client.balance()
         return res, lambda c: c.print(f"balance {money(res['balance'])} (as of {res['last_updated']})")
 
     _run(action, as_json, api_key, ledger, ledger_needed=False)
+
+
+@gpus_app.command("offers")
+def offers(
+    provider: ProviderOpt = "all",
+    explain: Annotated[bool, typer.Option("--explain", help="Say why each offer ranks where it does.")] = False,
+    busy_s: Annotated[float, typer.Option("--busy-s", min=0, help="Expected seconds one evaluation keeps a box busy.")]
+    = multi.DEFAULT_BUSY_S,
+    as_json: JsonOpt = False,
+    api_key: ApiKeyOpt = None,
+    vast_key: VastKeyOpt = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Allowed offers across providers, cheapest expected cost per evaluation first."""
+    _offers(provider, explain, busy_s, as_json, api_key, vast_key, ledger)
+
+
+def _offers(provider: str, explain: bool, busy_s: float, as_json: bool, api_key: str | None,
+            vast_key: str | None, ledger_path: Path | None, per_hour: bool = False) -> None:
+    from subnet.compute.providers import select_providers
+
+    try:
+        names = select_providers(provider)
+        learned = multi.learned_starts(ledger_path or _default_store())
+    except (ValueError, ConfigError) as exc:
+        _fail(str(exc), EXIT_CONFIG, as_json)
+    policy = multi.policy_or_fail(lambda message, code: _fail(message, code, as_json))
+    choice = asyncio.run(multi.rank_offers(names, policy, learned, busy_s, api_key=api_key, vast_key=vast_key,
+                                           warn=lambda line: typer.echo(f"warning: {line}", err=True)))
+    if len(choice.left_out) == len(names):
+        _fail("no provider could be asked for offers (see the lines above)", EXIT_UNAVAILABLE, as_json)
+    if per_hour:  # `list`: cheapest box per hour, as it always was
+        choice.ranked.sort(key=lambda r: (r.offer.hourly_usd, r.offer.provider, r.offer.offer_id))
+    if as_json:
+        typer.echo(json.dumps(multi.choice_json(choice, policy, busy_s), indent=2))
+    else:
+        multi.render_choice(Console(soft_wrap=False), choice, policy, busy_s, explain)
+    if not choice.ranked:
+        raise typer.Exit(EXIT_NOTHING_AFFORDABLE)
+
+
+def _vast_instances(as_json: bool, vast_key: str | None) -> None:
+    multi.show_vast_instances(as_json, vast_key, lambda message, code: _fail(message, code, as_json))
+
+
+def _stop_vast(instance_id: str, as_json: bool, vast_key: str | None, ledger_path: Path | None) -> None:
+    fail = lambda message, code: _fail(message, code, as_json)  # noqa: E731
+    try:
+        path = ledger_path or _default_store()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    multi.stop_vast(instance_id, as_json, vast_key, path, fail)
+
+
+def _rent_vast(offer_id: str, image: str | None, dry_run: bool, as_json: bool, vast_key: str | None,
+               ledger_path: Path | None) -> None:
+    from subnet.config import Settings
+    from subnet.state.identity import validator_identity
+
+    fail = lambda message, code: _fail(message, code, as_json)  # noqa: E731
+    try:
+        path, home = ledger_path or _default_store(), Settings().home
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    multi.rent_vast(offer_id, image, dry_run, as_json, vast_key, path, validator_identity(home), fail)
+
+
+def _balances(provider: str, as_json: bool, api_key: str | None, vast_key: str | None) -> None:
+    multi.show_balances(provider, as_json, api_key, vast_key, lambda message, code: _fail(message, code, as_json))
 
 
 # ---- views ------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ app.add_typer(validator_app, name="validator")
 class ValidatorMode(str, Enum):
     docker = "docker"
     basilica = "basilica"
+    vast = "vast"
+    cloud = "cloud"  # Basilica and/or Vast, whichever is cheapest per evaluation each round
 
 
 @validator_app.command("run")

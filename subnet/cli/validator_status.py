@@ -1,7 +1,7 @@
 """`subnet validator status [--json]`: what the validator has been doing, read from its store.
 
-Leaderboard (the last round's miners), recent rounds, cache hits, Basilica spend and the last
-weights sent. Works with no chain and no running validator: it only reads `SUBNET_HOME`.
+Leaderboard (the last round's miners), recent rounds, cache hits, Basilica spend, the last
+weights sent and, in cloud mode, where the last round rented its GPUs and why. Works with no chain and no running validator: it only reads `SUBNET_HOME`.
 Human tables fit 80 columns (`subnet.cli.tables`): image references are shortened, the score and
 weight are never dropped, and every fault is shown with its reason.
 """
@@ -60,7 +60,8 @@ def collect_status(chosen: StoreFile, settings: Settings, rounds: int = 5) -> di
         "network": chosen.network,
         "network_id": chosen.network_id,
         "netuid": chosen.netuid,
-        "leaderboard": leaderboard(chosen.path),
+        "leaderboard": (board := leaderboard(chosen.path)),
+        "compute": board.get("compute") or None,  # `--mode cloud`: the last round's provider choice
         "recent_rounds": recent,
         "cache": cache,
         **_spend(ledger_spend_split(settings.ledger_path, validator_identity(settings.home))),
@@ -89,6 +90,17 @@ def print_status(payload: dict[str, Any], console: Console) -> None:
         console.print(f"last weights: {last['status']} at block {last['block']} for "
                       f"{len(last['weights'])} uids{confirmed}", markup=False)
     console.print(burn_line(board), markup=False)
+    if board.get("compute"):
+        console.print(compute_line(board["compute"]), markup=False, soft_wrap=True)
+
+
+def compute_line(choice: dict[str, Any]) -> str:
+    """`--mode cloud`: the last round's best box and why, miners placed per provider, any provider left out."""
+    text = f"last round's best GPU: {choice.get('offer')}, {choice.get('why')}"  # why: $/h × (start + busy) = $/eval
+    placed = choice.get("placed") or {}  # miners per provider: each miner took the best box left
+    if placed:
+        text += "; placed " + ", ".join(f"{n} on {name}" for name, n in sorted(placed.items()))
+    return text + "".join(f"; {name} left out: {why}" for name, why in (choice.get("left_out") or {}).items())
 
 
 def burn_line(board: dict[str, Any]) -> str:

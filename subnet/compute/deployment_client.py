@@ -33,6 +33,7 @@ from subnet.compute.deployments import (
 from subnet.compute.errors import BasilicaError, NotFound, RateLimited, Unavailable
 from subnet.compute.ledger import LedgerEntry
 from subnet.compute.pacer import NORMAL, URGENT
+from subnet.compute.policy import CPU_ONLY
 from subnet.compute.recovery import LIST_GRACE_S, Step, close_after_404, settle_unanswered
 from subnet.util.text import one_line
 
@@ -57,7 +58,7 @@ class DeploymentClient:
     def create(self, spec: DeploymentSpec, *, owner: str, hourly_rate: Decimal | None,
                price_source: str = "estimate") -> CreatedDeployment:
         detail = spec.summary() | {"price_source": price_source}
-        self.ledger.begin("deployment", spec.name, owner=owner, gpu_type=",".join(spec.gpu_models) or None,
+        self.ledger.begin("deployment", spec.name, owner=owner, gpu_type=",".join(spec.gpu_models) or CPU_ONLY,
                           gpu_count=spec.gpu_count, is_spot=spec.spot, hourly_rate=hourly_rate, detail=detail)
         try:
             res = self._post_once(spec)

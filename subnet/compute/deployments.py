@@ -122,6 +122,8 @@ class DeploymentSpec:
 
     @classmethod
     def for_offering(cls, offering: Offering, *, name: str, image: str, **kw: Any) -> DeploymentSpec:
+        if offering.cpu_only:  # no `resources.gpus` at all: SRV types.rs `validate_resources` skips it when absent
+            return cls(name=name, image=image, gpu_count=0, **kw)
         memory = offering.gpu_memory_gb or None
         return cls(name=name, image=image, gpu_count=offering.gpu_count, gpu_models=gpu_model_spellings(offering.gpu_type),
                    min_gpu_memory_gb=memory, spot=offering.is_spot, **kw)

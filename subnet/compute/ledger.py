@@ -1,4 +1,5 @@
-"""The spend ledger: every Basilica rental or deployment we create, written BEFORE the create call.
+"""The spend ledger: every Basilica rental or deployment and every Vast.ai instance we create,
+written BEFORE the create call.
 
 A crash between "row written" and "API answered" leaves a `starting` row, never an untracked
 machine: the next `subnet gpus rentals` (or a validator's start-up reclaim) finds it. Rows are found
@@ -20,14 +21,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Protocol
 
-KINDS = ("rental", "deployment")
+KINDS = ("rental", "deployment", "instance")  # instance: a Vast.ai instance (its label is the name)
 LIVE_STATES = ("starting", "active")  # states that may be costing money
 _NEWEST = "id = (SELECT MAX(id) FROM ledger_resources WHERE name = ?)"  # updates touch the current row only
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger_resources (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind         TEXT NOT NULL CHECK (kind IN ('rental', 'deployment')),
+    kind         TEXT NOT NULL CHECK (kind IN ('rental', 'deployment', 'instance')),
     name         TEXT NOT NULL,
     remote_id    TEXT,
     state        TEXT NOT NULL CHECK (state IN ('starting', 'active', 'stopped', 'failed')),
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS ledger_resources (
     started_at   REAL,
     stopped_at   REAL
 );
+"""
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS ledger_resources_name ON ledger_resources (name);
 CREATE INDEX IF NOT EXISTS ledger_resources_remote ON ledger_resources (remote_id);
 CREATE INDEX IF NOT EXISTS ledger_resources_state ON ledger_resources (kind, state);
@@ -111,7 +114,9 @@ class Ledger:
         # Autocommit: each write is durable before the API call that follows it.
         self._db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_TABLE.replace("{table}", "ledger_resources"))
+        _widen_kinds(self._db)
+        self._db.executescript(_INDEXES)
 
     def close(self) -> None:
         self._db.close()
@@ -171,6 +176,14 @@ class Ledger:
             (time.time(), _dec(total_cost), note, name),
         )
 
+    def add_detail(self, name: str, **fields) -> None:
+        """Merge `fields` into the current row's detail (e.g. when its Actor first answered)."""
+        entry = self.get(name)
+        if entry is None:
+            return
+        detail = {**entry.detail, **fields}
+        self._db.execute("UPDATE ledger_resources SET detail=? WHERE id=?", (json.dumps(detail, sort_keys=True), entry.id))
+
     def note(self, name: str, text: str) -> None:
         """Say why a row is still open (e.g. a create whose answer was lost)."""
         self._db.execute(f"UPDATE ledger_resources SET error=? WHERE {_NEWEST}", (text[:500], name))
@@ -204,6 +217,32 @@ class Ledger:
 
     def live(self, kind: str | None = None) -> list[LedgerEntry]:
         return self.entries(kind, LIVE_STATES)
+
+
+def _widen_kinds(db: sqlite3.Connection) -> None:
+    """Migration: a table made before Vast instances allows kinds ('rental', 'deployment') only.
+
+    SQLite cannot alter a CHECK constraint, so the table is rebuilt with the same columns, in one
+    transaction (rows, ids and the AUTOINCREMENT sequence kept); a concurrent opener re-checks
+    under the write lock and finds it done."""
+    if "'instance'" in _table_sql(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "'instance'" not in _table_sql(db):
+            db.execute(_TABLE.replace("{table}", "ledger_resources_widened"))
+            db.execute("INSERT INTO ledger_resources_widened SELECT * FROM ledger_resources")
+            db.execute("DROP TABLE ledger_resources")
+            db.execute("ALTER TABLE ledger_resources_widened RENAME TO ledger_resources")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _table_sql(db: sqlite3.Connection) -> str:
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='ledger_resources'").fetchone()
+    return row[0] if row else ""
 
 
 # ---- what was spent (pure) --------------------------------------------------------------------

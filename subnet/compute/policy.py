@@ -41,7 +41,9 @@ class AllowedGpu:
         )
 
     def __str__(self) -> str:
-        return f"{self.gpu}:{'spot' if self.spot else 'ondemand'}:{self.count}"
+        if not self.count:
+            return "no-gpu"
+        return f"{self.gpu or 'any'}:{'spot' if self.spot else 'ondemand'}:{self.count}"
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,17 @@ class Offering:
 
     @property
     def box_hourly_rate(self) -> Decimal:
+        if not self.gpu_count:  # a CPU-only box (`cpu_offering`): its rate is the box's
+            return self.gpu_hourly_rate
         return self.gpu_hourly_rate * self.gpu_count
 
     @property
     def market(self) -> str:
         return "spot" if self.is_spot else "ondemand"
+
+    @property
+    def cpu_only(self) -> bool:
+        return not self.gpu_count
 
     def to_json(self) -> dict:
         # `hourly_rate` is the BOX price: the number operators and the scorer care about.
@@ -115,8 +123,18 @@ class GpuPolicy:
         allowed = self.allowed_offerings(offerings)
         return allowed[0] if allowed else None
 
+    def for_challenge(self, needs_gpu: bool) -> GpuPolicy:
+        """This policy for a challenge that needs a GPU; for one that needs none (an LLM challenge), any
+        box under the same cap: no GPU at all, or one GPU of ANY model. The allowlist names the GPUs a
+        challenge's work needs, so a challenge that needs none takes the cheapest box whatever its GPU."""
+        return self if needs_gpu else GpuPolicy(NO_GPU_NEEDED, self.max_hourly_rate)
+
     def describe_allowlist(self) -> str:
         return ",".join(str(entry) for entry in self.allowed)
+
+
+# `AllowedGpu.gpu` "" is a substring of every model name: one GPU of any model, either market, or none.
+NO_GPU_NEEDED = (AllowedGpu("", False, 0), AllowedGpu("", False, 1), AllowedGpu("", True, 1))
 
 
 def parse_allowlist(text: str, variable: str = "BASILICA_ALLOWED_GPU_TYPES") -> tuple[AllowedGpu, ...]:
@@ -167,3 +185,12 @@ def money(value: Decimal | float) -> str:
     amount = Decimal(str(value))
     cents = amount.quantize(Decimal("0.01"))
     return f"${cents}" if cents == amount else f"${amount.normalize():f}"
+
+
+CPU_ONLY = "CPU"  # the gpu_type shown for a box without a GPU
+
+
+def cpu_offering(hourly_rate: Decimal) -> Offering:
+    """A Basilica deployment without a GPU, for a challenge that needs none. Basilica lists no CPU
+    offerings and deployments carry no price, so `hourly_rate` is the operator's estimate."""
+    return Offering(id="cpu", gpu_type=CPU_ONLY, gpu_count=0, is_spot=False, gpu_hourly_rate=hourly_rate)

@@ -24,6 +24,10 @@ from subnet.compute.policy import (
 )
 
 DEFAULT_API_URL = "https://api.basilica.ai"
+DEFAULT_CPU_HOURLY_RATE = Decimal("0.10")  # an assumption (see cpu_hourly_rate)
+# One cap and one allowlist for every provider, first name first (subnet/compute/providers.py too).
+CAP_NAMES = ("SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE")
+ALLOWLIST_NAMES = ("SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES")
 
 
 class ConfigError(ValueError):
@@ -40,8 +44,16 @@ class BasilicaSettings(BaseSettings):
     )
     api_url: str = DEFAULT_API_URL
     # Kept as strings here and parsed by the pure policy module, which owns the format and its errors.
-    max_hourly_rate: str = str(DEFAULT_MAX_HOURLY_RATE)
-    allowed_gpu_types: str = DEFAULT_ALLOWED_GPU_TYPES
+    # One cap and one allowlist for every provider: the SUBNET_ names win, the BASILICA_ ones still work
+    # (subnet/compute/providers.py reads the same names in the same order for Vast).
+    max_hourly_rate: str = Field(str(DEFAULT_MAX_HOURLY_RATE), validation_alias=AliasChoices(
+        "SUBNET_MAX_HOURLY_RATE", "BASILICA_MAX_HOURLY_RATE", "max_hourly_rate"))
+    allowed_gpu_types: str = Field(DEFAULT_ALLOWED_GPU_TYPES, validation_alias=AliasChoices(
+        "SUBNET_ALLOWED_GPU_TYPES", "BASILICA_ALLOWED_GPU_TYPES", "allowed_gpu_types"))
+    # A CPU-only deployment (a challenge that needs no GPU) has no offering to read a price from, and
+    # deployments carry none (SRV types.rs): this is an ASSUMED rate for 2 vCPU / 8 GiB, recorded as an
+    # estimate. $0.10/h is above what clouds ask for such a box, so the budget guard errs high.
+    cpu_hourly_rate: Decimal = Field(DEFAULT_CPU_HOURLY_RATE, gt=0, description="Estimated $/h of a CPU-only deployment")
     retries: int = Field(4, ge=1, le=10, description="Attempts per call for 429/5xx/network errors")
     backoff: float = Field(0.5, ge=0, le=30, description="First retry delay in seconds; doubles per attempt")
     timeout: float = Field(60.0, gt=0, description="Deadline per API call in seconds")
@@ -62,7 +74,8 @@ class BasilicaSettings(BaseSettings):
 
     def policy(self) -> GpuPolicy:
         try:
-            return GpuPolicy(parse_allowlist(self.allowed_gpu_types), parse_max_rate(self.max_hourly_rate))
+            return GpuPolicy(parse_allowlist(self.allowed_gpu_types, variable_holding(ALLOWLIST_NAMES)),
+                             parse_max_rate(self.max_hourly_rate, variable_holding(CAP_NAMES)))
         except PolicyFormatError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -83,6 +96,27 @@ def load_settings(api_key: str | None = None, api_url: str | None = None, **over
         raise ConfigError(_one_line(exc)) from None
     settings.policy()  # fail early on a malformed allowlist or cap
     return settings
+
+
+def variable_holding(names: tuple[str, ...], env_file: str = ".env") -> str:
+    """Which of `names` holds the value pydantic-settings read (environment first, then `.env`, first
+    name first, empty ignored, as the settings classes read them), so an error names the variable the
+    operator actually set; the first name when none is set (the default applies)."""
+    return set_variable(names, env_file) or names[0]
+
+
+def set_variable(names: tuple[str, ...], env_file: str = ".env") -> str | None:
+    """The first of `names` set in the environment, else in `env_file`; None when neither has one."""
+    import os
+
+    from dotenv import dotenv_values
+
+    dotenv = dotenv_values(env_file) if Path(env_file).is_file() else {}
+    for source in (os.environ, dotenv):
+        for name in names:
+            if (source.get(name) or "").strip():
+                return name
+    return None
 
 
 def _one_line(exc: ValidationError) -> str:

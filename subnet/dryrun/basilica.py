@@ -52,6 +52,9 @@ class LocalBasilica:
     def open(self, submission: Submission, environment: Mapping[str, str] | None = None) -> AsyncContextManager[Any]:
         return self.runtime.open(submission, environment) if environment else self.runtime.open(submission)
 
+    def set_needs_gpu(self, needs: bool) -> None:
+        self.runtime.set_needs_gpu(needs)
+
     async def preflight(self, submissions: Sequence[Submission]) -> str | None:
         return await self.runtime.preflight(submissions)
 
@@ -64,6 +67,8 @@ class LocalBasilica:
         return {"gpu_type": offering.gpu_type if offering else None,
                 "hourly_price": float(offering.box_hourly_rate) if offering else None,
                 "deployments_created": len([r for r in rows if r.remote_id]),
+                # what each deployment asked for, in order: its GPU models, or "CPU" (a challenge needing none)
+                "deployed_on": [r.gpu_type for r in rows if r.remote_id],
                 "deployments_deleted": len([r for r in rows if r.state == "stopped"]),
                 "deployments_left": len([r for r in rows if r.live]),
                 "dollars": round(float(spent.total), 6), "dollars_source": spent.source}

@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Sequence
 from subnet.challenges.matrix_chain import VERSION as DEFAULT_CHALLENGE
 from subnet.validator.challenge_choice import make_challenge
 from subnet.util.text import one_line
-from subnet.validator.llm import LlmService, LlmUnavailable, make_gateway, needs_llm
+from subnet.validator.llm import LlmService, LlmUnavailable, make_gateway, needs_llm, runs_remote
 
 TWIN_MODEL = "twin/prose-ledger-oracle"
 
@@ -77,8 +77,8 @@ async def dry_run_llm(runtime: Any, challenge: Any, work_dir: Path, upstream: st
             raise LlmUnavailable(f"LLM gateway: {type(exc).__name__}: {one_line(str(exc))}") from None
         await service.start()
         try:
-            if getattr(runtime, "name", "") == "basilica" and not service.public_url:
-                # The Basilica twin runs Actors on this machine: loopback is their "public" URL.
+            if runs_remote(runtime) and not service.public_url:
+                # The twins run their "remote" Actors on this machine: loopback is their "public" URL.
                 service.public_url = service.gateway.local_url.removesuffix("/v1")
             yield service
         finally:

@@ -67,7 +67,7 @@ def runnable_defaults(env_dirs: Sequence[Path], mode: str) -> tuple[list[Path], 
     keep, notes = [], []
     for env_dir in env_dirs:
         names = requirement_names(env_dir)
-        if mode in ("process", "basilica"):  # a Basilica dry run's twin runs env folders as processes
+        if mode in ("process", "basilica", "vast", "cloud"):  # the Basilica and Vast twins run env folders as processes
             missing = [n for n in names if not _installed(n)]
             fix = "pip install -e '.[torch]'" if missing == ["torch"] else f"pip install {' '.join(missing)}"
             why = f"needs {', '.join(missing)}, not installed in this Python ({fix})" if missing else ""
@@ -107,6 +107,8 @@ async def _challenge_round(env_dirs: Sequence[Path], runtime, settings: Settings
             source_for = getattr(runtime, "source_for", lambda ref, env_dir: env_dir)  # Basilica: image refs
             plan = plan_round(chain.commitments(settings.netuid), lambda ref: source_for(ref, sources[ref.digest]),
                               labels=labels)
+            # A validator's runtime serves its one challenge (SUBNET_CHALLENGE); a dry run's rounds may differ.
+            getattr(runtime, "set_needs_gpu", lambda _needs: None)(bool(getattr(challenge, "needs_gpu", True)))
             validator = Validator(chain, runtime, challenge, settings, store, llm=llm)
             return await validator.run_round(plan, os.urandom(32), progress)
         finally:

@@ -3,7 +3,7 @@
 `auto` picks Docker when a daemon answers and the envs' base images are already local (a dry run
 must never need a registry), else the process runtime; Docker dry runs build each env folder into an
 image first (`BuildingDockerRuntime`), Basilica dry runs drive the real Basilica runtime against the
-in-process twin (`LocalBasilica`).
+in-process twin (`LocalBasilica`), Vast dry runs the real Vast runtime against its twin (`LocalVast`).
 """
 
 from __future__ import annotations
@@ -57,6 +57,14 @@ def dry_run_runtime(mode: str, settings: Settings):
         from subnet.dryrun.basilica import LocalBasilica
 
         return LocalBasilica(make_runtime("process", settings), settings)
+    if mode == "vast":  # the real instance path against a local Vast twin that runs the env folders
+        from subnet.dryrun.vast import LocalVast
+
+        return LocalVast(make_runtime("process", settings), settings)
+    if mode == "cloud":  # both twins; each miner on the cheapest box left
+        from subnet.dryrun.cloud import LocalCloud
+
+        return LocalCloud(make_runtime("process", settings), settings)
     if mode == "docker":
         from subnet.dryrun.building import BuildingDockerRuntime
 

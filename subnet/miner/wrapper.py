@@ -5,7 +5,8 @@ not reproducible). This stage installs the affinetes HTTP server from exact PyPI
 
 Layout inside the image:
 - `/opt/subnet-actor/lib`   the pinned server packages (`pip --target`, no deps resolution)
-- `/opt/subnet-actor/serve.py`   starts affinetes' server template on 0.0.0.0:8000
+- `/opt/subnet-actor/serve.py`   starts affinetes' server template on 0.0.0.0:8000, behind the
+                            bearer check of `subnet.protocol.actor_auth` when SUBNET_ACTOR_TOKEN is set
 - `/app/env.py`             the miner's Actor (the template hard-codes this path); `/app` is a
                             package root, so env.py may import its sibling modules and subpackages
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping
 
-from subnet.protocol import ACTOR_PORT
+from subnet.protocol import ACTOR_PORT, actor_auth
 from subnet.runtime import env_loader
 
 AFFINETES_VERSION = "0.2.0"
@@ -67,11 +68,19 @@ if "--check" in sys.argv:  # build-time smoke test: the server imports, env.py i
         sys.exit("subnet: /app/env.py is missing: the env Dockerfile must `WORKDIR /app` and `COPY . .`")
     sys.exit(0)
 
-# ---- subnet.runtime.env_loader, verbatim: the process runtime loads envs with the same code ----
+# ---- subnet.protocol.actor_auth, verbatim: the process runtime guards its server with the same code ----
 '''
+
+_SERVE_MIDDLE = """
+# ---- end of actor_auth ----
+# ---- subnet.runtime.env_loader, verbatim: the process runtime loads envs with the same code ----
+"""
 
 _SERVE_TAIL = f'''
 # ---- end of env_loader ----
+
+# Taken out of the environment before env.py runs: the miner's code never sees the token.
+token = take_token()
 
 # /app first on sys.path (a package root, as for any script); a failure exits with one line.
 module = load_or_exit("/app/env.py")
@@ -83,10 +92,11 @@ import http_server  # noqa: E402
 import uvicorn  # noqa: E402
 
 install(http_server, module)
-uvicorn.run(http_server.app, host="0.0.0.0", port={ACTOR_PORT}, workers=1, log_level="warning", access_log=False)
+# With SUBNET_ACTOR_TOKEN set (a public address: Vast.ai) every request needs the bearer token.
+uvicorn.run(protect(http_server.app, token), host="0.0.0.0", port={ACTOR_PORT}, workers=1, log_level="warning", access_log=False)
 '''
 
-SERVE_PY = _SERVE_HEAD + inspect.getsource(env_loader) + _SERVE_TAIL
+SERVE_PY = _SERVE_HEAD + inspect.getsource(actor_auth) + _SERVE_MIDDLE + inspect.getsource(env_loader) + _SERVE_TAIL
 
 
 def wrapper_dockerfile(base_image_id: str, base_config: Mapping[str, Any] | None = None) -> str:

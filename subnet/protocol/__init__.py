@@ -44,6 +44,12 @@ class InfraFault(Exception):
     """The validator's own infrastructure failed; the task is not counted for anyone."""
 
 
+class StartRefused(InfraFault):
+    """A GPU provider refused to start a box before anything ran (the offer was rented by someone
+    else, the create call was refused, no node has the GPU): nothing of ours is alive and nothing was
+    paid for, so the miner may be started on another provider (the cloud runtime does, once)."""
+
+
 @dataclass(frozen=True)
 class Submission:
     """One miner's entry for a round: who, and what to run.

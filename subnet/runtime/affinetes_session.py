@@ -18,6 +18,7 @@ from subnet.protocol import FaultKind, MinerFault
 from subnet.runtime.http_guard import ResponseTooLarge, capped_client
 from subnet.util.text import exception_chain, one_line
 
+log = logging.getLogger(__name__)
 _FUNCTION_BASED = "function_based"
 
 
@@ -72,10 +73,19 @@ class AffinetesSession:
         # inside the event loop, not whenever the fault object is dropped.
         raise fault
 
+    def add_headers(self, headers: Mapping[str, str]) -> "AffinetesSession":
+        """Send `headers` on every later request to the Actor, /health and /methods included.
+
+        affinetes' HTTP executor sends every request through one `httpx.AsyncClient` and takes no
+        per-request headers (affinetes 0.2.0 `affinetes/infrastructure/http_executor.py`:
+        `self.client.post(...)`, `self.client.get(...)`), so headers set on that client ride on
+        every call. Returns the session, so a caller can chain it after `for_url`.
+        """
+        self._env._backend._http_executor.client.headers.update(dict(headers))
+        return self
+
     async def close(self) -> None:
         await self._env.cleanup()
-
-
 
 
 def classify_call_error(exc: BaseException) -> MinerFault:

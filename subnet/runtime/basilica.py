@@ -1,4 +1,5 @@
-"""The Basilica runtime: one private deployment per image per round, on the cheapest allowed GPU.
+"""The Basilica runtime: one private deployment per image per round, on the cheapest allowed GPU
+(or on no GPU at all when the validator's challenge declares it needs none: an LLM challenge).
 
 affinetes' own basilica mode creates a pod per method call and passes no GPU options, so this
 runtime provisions the deployment itself (`DeploymentClient`: ledger row first, one POST, the
@@ -19,7 +20,8 @@ preemption, a spot reclaim, Basilica errors, nothing affordable → infrastructu
 dies mid-round turns its remaining tasks into infrastructure (`basilica_session.py`).
 
 Price: deployments take no offering id and no price cap; the price we record is the cheapest allowed
-offering's list price for the GPU we asked for, marked as an estimate (docs/operator.md).
+offering's list price for the GPU we asked for, marked as an estimate (docs/operator.md). A CPU-only
+deployment has no offering to price it: `BASILICA_CPU_HOURLY_RATE` (an assumed rate) is recorded instead.
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.deployment_client import DeploymentClient
 from subnet.compute.deployments import CreatedDeployment, DeploymentSpec, friendly_name, ledger_owner, owned_prefix
 from subnet.compute.errors import BasilicaError
-from subnet.compute.policy import Offering
+from subnet.compute.policy import Offering, cpu_offering
+from subnet.compute.settings import DEFAULT_CPU_HOURLY_RATE
+from subnet.compute.selection import Ranked
 from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s, ttl_s
 from subnet.config import Settings
-from subnet.protocol import ACTOR_PORT, InfraFault, Submission
+from subnet.protocol import ACTOR_PORT, InfraFault, StartRefused, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.basilica_session import DeploymentSession
 from subnet.runtime.basilica_start import StartWatch, death_check
 from subnet.runtime.basilica_watch import DeploymentWatch, blocking
+from subnet.runtime.docker import challenge_needs_gpu
 from subnet.state.identity import validator_identity
 from subnet.util.text import one_line
 
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 
 OWNER = "validator"
 PRICE_SOURCE = "estimate: list price of the cheapest allowed offering for this GPU"
+CPU_PRICE_SOURCE = "estimate: BASILICA_CPU_HOURLY_RATE (an assumed rate for a CPU-only deployment)"
 
 
 class BasilicaRuntime:
@@ -66,9 +72,15 @@ class BasilicaRuntime:
         self.identity = validator_identity(settings.home)
         self.budget = budget or StartBudget(settings.basilica_start_timeout, settings.start_timeout)
         self.watch = DeploymentWatch(client, poll_s=poll_s)
-        self._offering: Offering | None = None
+        self._offering: Offering | None = None  # the cheapest of `_offerings` (the dry run's summary reads it)
+        self._offerings: list[Offering] = []
         self._offering_at = 0.0
         self._miners = 1  # this round's deployments (preflight), for the bound on a deployment's calls
+        self.needs_gpu = challenge_needs_gpu(settings.challenge)
+
+    def set_needs_gpu(self, needs: bool) -> None:
+        """The challenge of the coming rounds needs a GPU (a validator's is fixed; a dry run's may change)."""
+        self.needs_gpu = needs
 
     @property
     def prefix(self) -> str:
@@ -101,7 +113,7 @@ class BasilicaRuntime:
         if not submissions:  # nothing changed: no deployment this round, nothing to budget
             return None
         try:
-            offering = await self._cheapest()
+            offering = await self.cheapest_offering()
         except InfraFault as exc:
             return f"round skipped: {exc}"
         s = self.settings
@@ -126,9 +138,11 @@ class BasilicaRuntime:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, submission: Submission, environment: Mapping[str, str] | None = None
+        self, submission: Submission, environment: Mapping[str, str] | None = None, offer: Ranked | None = None
     ) -> AsyncIterator[DeploymentSession]:
-        offering = await self._cheapest()
+        """`environment`: this Actor's own variables for the round (an LLM challenge's two); `offer`: the
+        offering to deploy on (the cloud runtime chose it across providers), else the cheapest."""
+        offering = offer.offer.raw if offer is not None else await self.cheapest_offering()
         spec = DeploymentSpec.for_offering(
             offering, name=friendly_name(self.identity, submission.uid, submission.digest), image=submission.source,
             port=ACTOR_PORT, env={**self.settings.forwarded_environment(), **(environment or {})},
@@ -155,23 +169,40 @@ class BasilicaRuntime:
             # Shielded: a cancelled round still deletes what it created (or leaves the row open).
             await asyncio.shield(self._delete(spec.name))
 
-    async def _cheapest(self) -> Offering:
-        if self._offering is not None and time.monotonic() - self._offering_at < 60:
-            return self._offering
+    async def cheapest_offering(self) -> Offering:
+        """The cheapest allowed offering now (cached a minute, so a round and its preflight share one listing)."""
+        return (await self.allowed_offerings())[0]
+
+    async def allowed_offerings(self) -> list[Offering]:
+        """Every allowed offering now, cheapest box first (the same cached listing). A challenge that
+        needs no GPU gets one choice, a CPU-only deployment at the estimated CPU rate, and no listing."""
+        if not self.needs_gpu:
+            self._offering = cpu_offering(self._cpu_rate())
+            return [self._offering]
+        if self._offerings and time.monotonic() - self._offering_at < 60:
+            return list(self._offerings)
         try:
             offerings = await blocking(self.client.gpu.list_cheap_gpus)
         except BasilicaError as exc:
             raise InfraFault(f"Basilica: {exc}") from None
         if not offerings:
             raise InfraFault("no GPU offering within the policy is available right now")
-        self._offering, self._offering_at = offerings[0], time.monotonic()
-        return offerings[0]
+        self._offerings, self._offering, self._offering_at = list(offerings), offerings[0], time.monotonic()
+        return list(offerings)
+
+    def _cpu_rate(self) -> Decimal:
+        basilica = getattr(self.client.gpu, "settings", None)  # BasilicaSettings (BASILICA_CPU_HOURLY_RATE)
+        return Decimal(str(getattr(basilica, "cpu_hourly_rate", DEFAULT_CPU_HOURLY_RATE)))
 
     async def _create(self, spec: DeploymentSpec, offering: Offering) -> CreatedDeployment:
+        source = CPU_PRICE_SOURCE if offering.cpu_only else PRICE_SOURCE
         try:
             created = await blocking(self.client.create, spec, owner=self._owner,
-                                              hourly_rate=offering.box_hourly_rate, price_source=PRICE_SOURCE)
+                                     hourly_rate=offering.box_hourly_rate, price_source=source)
         except BasilicaError as exc:
+            row = self.client.ledger.get(spec.name)
+            if row is not None and row.state == "failed":  # refused outright: no deployment exists
+                raise StartRefused(f"Basilica: {exc}") from None
             raise InfraFault(f"Basilica: {exc}") from None
         if created.access is None:  # the client deletes such a deployment; this is a last guard
             raise InfraFault(f"deployment {spec.name} has no share token: not calling it without one")

@@ -1,4 +1,4 @@
-"""Pick and build the runtime for a mode name (process, docker, basilica) from the settings."""
+"""Pick and build the runtime for a mode name (process, docker, basilica, vast, cloud) from the settings."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def make_runtime(mode: str, settings: Settings, allow_local: bool = False):
         return DockerRuntime(settings, allow_local=allow_local)
     if mode == "basilica":
         return basilica_runtime(settings)
+    if mode == "vast":
+        return vast_runtime(settings)
+    if mode == "cloud":
+        return cloud_runtime(settings)
     raise RuntimeUnavailable(f"unknown mode {mode!r}")
 
 
@@ -65,6 +69,73 @@ def basilica_runtime(settings: Settings):
 
         logging.getLogger(__name__).warning("deleted %d deployment(s) a previous run left behind", len(reclaimed))
     return runtime
+
+
+def vast_runtime(settings: Settings, key_flag: str | None = None):
+    """A Vast runtime for the validator; what an earlier run left behind is destroyed first.
+    Raises RuntimeUnavailable with one line naming what to set."""
+    from subnet.compute.ledger import Ledger
+    from subnet.compute.policy import PolicyFormatError
+    from subnet.compute.providers import load_policy
+    from subnet.compute.start_budget import StartBudget
+    from subnet.compute.vast import VastClient, VastError, resolve_vast_key
+    from subnet.runtime.vast import ClientPerLoop, VastRuntime
+    from subnet.runtime.vast_settings import VastRuntimeSettings
+    from subnet.util.text import one_line
+
+    key = resolve_vast_key(key_flag)
+    if not key:
+        raise RuntimeUnavailable("Vast mode needs an API key: set VAST_API_KEY (or put it in .env.vast, or run "
+                                 "`vastai set api-key`); docs/operator.md")
+    try:
+        policy = load_policy()
+    except PolicyFormatError as exc:
+        raise RuntimeUnavailable(str(exc)) from None
+    own = VastRuntimeSettings()
+    runtime = VastRuntime(ClientPerLoop(lambda: VastClient(key)), settings, Ledger(settings.ledger_path), policy,
+                          budget=StartBudget(own.start_timeout, settings.start_timeout), poll_s=own.poll,
+                          disk_gb=own.disk_gb, secrets_to_keep=[key])
+    try:
+        import asyncio
+
+        reclaimed = asyncio.run(runtime.reclaim(close=True))
+    except VastError as exc:
+        raise RuntimeUnavailable(f"Vast: {one_line(str(exc))}") from None
+    if reclaimed:
+        import logging
+
+        logging.getLogger(__name__).warning("destroyed %d Vast instance(s) a previous run left behind", len(reclaimed))
+    return runtime
+
+
+def cloud_runtime(settings: Settings, key_flag: str | None = None):
+    """Every provider this validator has credentials for, each miner on the cheapest box per evaluation
+    left across them (`subnet.runtime.market`). With one provider's credentials only, that one alone (one line says so)."""
+    import logging
+
+    from subnet.compute.ledger import Ledger
+    from subnet.compute.policy import PolicyFormatError
+    from subnet.compute.providers import load_policy
+    from subnet.compute.selection import learn_starts, samples_from_ledger
+    from subnet.runtime.market import MarketRuntime
+
+    try:
+        policy = load_policy()
+    except PolicyFormatError as exc:
+        raise RuntimeUnavailable(str(exc)) from None
+    built, missing = [], {}
+    builders = (("basilica", lambda: basilica_runtime(settings)), ("vast", lambda: vast_runtime(settings, key_flag)))
+    for name, build in builders:
+        try:
+            built.append(build())
+        except RuntimeUnavailable as exc:
+            missing[name] = str(exc)
+    if not built:
+        raise RuntimeUnavailable("cloud mode needs a Basilica token or a Vast key: " + "; ".join(missing.values()))
+    for why in missing.values():
+        logging.getLogger(__name__).warning("cloud mode: %s alone (%s)", built[0].name, why)
+    ledger = Ledger(settings.ledger_path)
+    return MarketRuntime(built, policy, settings, lambda: learn_starts(samples_from_ledger(ledger.entries())))
 
 
 def fit_refusal(runtime, settings: Settings, dry_run: bool = False) -> str:

@@ -24,6 +24,7 @@ import httpx
 
 from subnet.protocol.envdir import InvalidEnv, validate_env_dir
 from subnet.protocol import FaultKind, MinerFault, Submission
+from subnet.protocol.actor_auth import ACTOR_TOKEN_ENV, bearer_header
 from subnet.runtime.affinetes_session import AffinetesSession
 from subnet.runtime.env_loader import FAILURE_PREFIX
 from subnet.util.text import one_line
@@ -78,8 +79,10 @@ class ProcessRuntime:
             session: AffinetesSession | None = None
             try:
                 url = f"http://127.0.0.1:{port}"
-                await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log)
-                session = AffinetesSession.for_url(url, self.max_response_bytes)
+                token = (environment or {}).get(ACTOR_TOKEN_ENV)
+                auth = bearer_header(token) if token else {}  # the Actor answers 401 without it
+                await wait_healthy(url, self.start_timeout, lambda: proc.returncode, log, auth)
+                session = AffinetesSession.for_url(url, self.max_response_bytes).add_headers(auth)
                 yield session
             finally:
                 if session is not None:
@@ -87,10 +90,10 @@ class ProcessRuntime:
                 await _stop(proc)
 
 
-async def wait_healthy(url: str, deadline_s: float, exited, log) -> None:
+async def wait_healthy(url: str, deadline_s: float, exited, log, headers: Mapping[str, str] | None = None) -> None:
     """Poll GET /health until it answers 200; a dead or silent server is a START_FAILED fault."""
     deadline = time.monotonic() + deadline_s
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0, headers=dict(headers or {})) as client:
         while time.monotonic() < deadline:
             if exited() is not None:
                 raise MinerFault(FaultKind.START_FAILED, f"exited with code {exited()} at start: {_tail(log)}")

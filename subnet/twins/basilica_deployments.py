@@ -96,7 +96,9 @@ class TwinDeployment:
 def schedule(spec: dict, nodes: tuple[Node, ...]) -> Node | None:
     """SRV operator `build_node_affinity` (controller 412-475): `basilica.ai/gpu-model In normalize(models)`,
     compared with the node's label AS WRITTEN (a Kubernetes `In` match), gpu-count >= count, gpu-memory-gb >=
-    minGpuMemoryGb. No match → the pod stays unscheduled (no timeout)."""
+    minGpuMemoryGb. No match → the pod stays unscheduled (no timeout). The affinity is built from the
+    request's GpuSpec (`build_node_affinity(gpu: &GpuSpec)`): a request without GPUs gets no GPU term, so
+    here any node serves it (which nodes the private server gives such pods is open: docs/operator.md)."""
     gpus = (spec.get("resources") or {}).get("gpus") or {}
     models = {normalize_gpu_model(m) for m in gpus.get("model") or []}
     min_memory = gpus.get("minGpuMemoryGb") or 0
@@ -120,6 +122,8 @@ def validate(body: dict) -> str | None:
     image = body.get("image") or ""
     if not image or len(image) > 1024 or any(c in image for c in ";&|"):
         return "image contains invalid characters (;, &, |)" if image else "image cannot be empty"
+    # SRV types.rs `validate_resources`: `if let Some(ref gpus) = resources.gpus` -- GPU requirements are
+    # checked only when present, so a CPU-only deployment (no `resources.gpus`) is valid.
     gpus = (body.get("resources") or {}).get("gpus")
     if gpus is not None:
         count = int(gpus.get("count") or 0)

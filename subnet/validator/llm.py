@@ -21,8 +21,14 @@ log = logging.getLogger(__name__)
 
 BASE_URL_VAR = "OPENAI_BASE_URL"
 API_KEY_VAR = "OPENAI_API_KEY"
-NO_PUBLIC_URL = ("an LLM challenge on Basilica needs SUBNET_GATEWAY_PUBLIC_URL (a public HTTPS URL that fronts "
-                 "this validator's gateway; docs/operator.md)")
+NO_PUBLIC_URL = ("an LLM challenge on rented boxes (Basilica, Vast.ai, cloud) needs SUBNET_GATEWAY_PUBLIC_URL "
+                 "(a public HTTPS URL that fronts this validator's gateway; docs/operator.md)")
+# Runtimes whose Actors run on another machine: they reach the gateway only through its public URL.
+REMOTE_RUNTIMES = frozenset({"basilica", "vast", "cloud"})
+
+
+def runs_remote(runtime: Any) -> bool:
+    return getattr(runtime, "name", "") in REMOTE_RUNTIMES
 
 
 class LlmUnavailable(Exception):
@@ -35,7 +41,7 @@ def needs_llm(challenge: Any) -> bool:
 
 def actor_base_url(runtime: Any, gateway: Any, public_url: str | None) -> str:
     """The OPENAI_BASE_URL an Actor of `runtime` reaches the gateway at."""
-    if getattr(runtime, "name", "") == "basilica":
+    if runs_remote(runtime):
         if not public_url:
             raise LlmUnavailable(NO_PUBLIC_URL)
         return public_url.rstrip("/") + "/v1"
@@ -127,6 +133,6 @@ def llm_for(challenge: Any, runtime: Any, usage_db: Path, registry: Any = None) 
         service = make_gateway(usage_db, bind() if bind else None, registry, challenge.llm_task_budget_usd)
     except Exception as exc:  # noqa: BLE001 - settings, a bridge that cannot be made: one line
         raise LlmUnavailable(f"LLM gateway: {type(exc).__name__}: {one_line(str(exc))}") from None
-    if getattr(runtime, "name", "") == "basilica" and not service.public_url:
+    if runs_remote(runtime) and not service.public_url:
         raise LlmUnavailable(NO_PUBLIC_URL)
     return service

@@ -196,6 +196,16 @@ class ValidatorLoop:
             log.warning("could not look for leftovers: %s", one_line(str(exc)))
 
     # -- stopping (see subnet.validator.shutdown) -------------------------------------------------
+    async def close_runtime(self) -> None:
+        """Close the runtime's async clients (a Vast runtime's httpx client) on the serving loop."""
+        close = getattr(self.runtime, "aclose", None)
+        if close is None:
+            return
+        try:
+            await close()
+        except Exception as exc:  # noqa: BLE001 - the process is stopping; say it, do not mask why
+            log.warning("could not close the runtime's clients: %s", one_line(str(exc)))
+
     def remove_leftovers(self) -> int:
         """Remove whatever this run still owns in the runtime (blocking); how many objects."""
         remove = getattr(self.runtime, "remove_own", None)

@@ -139,7 +139,8 @@ def leaderboard(store_path: Path) -> dict[str, Any]:
         miner["smoothed"] = round(scores.get(miner.get("hotkey", ""), 0.0), 6)
     return {"round": report.get("round_id"), "block": report.get("block"), "challenge": report.get("challenge"),
             "miners": miners, "weights": report.get("weights", {}), "weights_set": report.get("weights_set"),
-            "burn_uid": report.get("burn_uid"), "burn_target": report.get("burn_target", "")}
+            "burn_uid": report.get("burn_uid"), "burn_target": report.get("burn_target", ""),
+            "compute": report.get("compute") or {}}
 
 
 def ledger_spend(ledger_path: Path, owner: str) -> float:

@@ -70,6 +70,9 @@ class RoundReport:
     skipped: str = ""  # why the whole round was skipped (a spending limit), one line
     burn_uid: int | None = None  # where burned weight went (the subnet owner's uid unless configured)
     burn_target: str = ""  # whose uid that is, e.g. "the subnet owner subnet-owner"
+    # `--mode cloud`: the round's provider choice (provider, offer, hourly_usd, cost_per_eval, why,
+    # others, left_out: subnet.runtime.market.RoundChoice.to_json); empty for other runtimes.
+    compute: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from subnet.validator import scoring
-from subnet.chain.base import Chain, ChainError, Neuron, RawCommitment, WeightsRateLimited, WeightsReceipt
+from subnet.chain.base import Chain, RawCommitment, WeightsReceipt
 from subnet.chain.commitments import Copy, Rejection, scan_commitments
 from subnet.state.first_seen import FirstSeen
 from subnet.chain.preflight import check_ready
@@ -27,6 +27,7 @@ from subnet.util.text import one_line
 from subnet.state.store import Evaluation, Store, TaskRecord
 from subnet.validator.cache import challenge_key, split_due
 from subnet.validator.llm import LlmService, LlmUnavailable, needs_llm
+from subnet.validator.payout import Payouts
 from subnet.validator.report import MinerReport, RoundReport
 from subnet.validator.results import ResultWriter
 from subnet.validator.round import MinerOutcome, ProgressFn, RoundEngine, RoundLimits, TaskOutcome
@@ -53,19 +54,6 @@ class Unresolvable(Exception):
     def __init__(self, message: str, kind: str = "unresolvable") -> None:
         super().__init__(message)
         self.kind = kind
-
-
-@dataclass(frozen=True)
-class BurnTarget:
-    uid: int | None  # None: nowhere to burn (the owner's hotkey is not registered)
-    who: str  # why this uid, for the report and `validator status`
-
-
-@dataclass(frozen=True)
-class Payout:
-    weights: dict[int, float]
-    burn: BurnTarget
-    nobody_earned: bool
 
 
 @dataclass
@@ -136,6 +124,7 @@ class Validator:
         self.store = store
         self.observer = observer
         self.results = ResultWriter(store)  # a failed write is kept and retried, never lost
+        self.payouts = Payouts(chain, settings, store, self.results)
 
     async def run_round(self, plan: RoundPlan, seed: bytes, progress: ProgressFn | None = None) -> RoundReport:
         try:
@@ -163,7 +152,7 @@ class Validator:
             return RoundReport(mode=self.runtime.name, challenge=self.challenge.name, tasks_per_miner=0, miners=[],
                                weights={}, weights_set="not set: round skipped", skipped=refusal,
                                wall_s=round(time.perf_counter() - started, 3))
-        reveal = await in_thread(self._confirm_reveal)  # chain reads and a state write
+        reveal = await in_thread(self.payouts.confirm_reveal)  # chain reads and a state write
         block = await asyncio.to_thread(self.chain.current_block)
         round_id = await in_thread(self.results.begin_round, self.runtime.name, key, block)
         if self.observer:
@@ -184,10 +173,10 @@ class Validator:
 
         raw = scoring.scores([_metrics(o) for o in outcomes], self.settings.accuracy_floor)
         neurons = await asyncio.to_thread(self.chain.neurons, netuid)
-        smoothed = await in_thread(self._smooth, outcomes, raw, neurons, round_id)
-        payout = await asyncio.to_thread(self._weights, smoothed, neurons)
+        smoothed = await in_thread(self.payouts.smooth, outcomes, raw, neurons, round_id)
+        payout = await asyncio.to_thread(self.payouts.weights, smoothed, neurons)
         weights = payout.weights
-        outcome_line, receipt = await asyncio.to_thread(self._set_weights, payout)
+        outcome_line, receipt = await asyncio.to_thread(self.payouts.set_weights, payout)
         if receipt is not None:
             await in_thread(self.results.record, lambda: self.store.record_weights(
                 round_id, receipt.block, receipt.status, weights, receipt.reveal_round))
@@ -212,6 +201,8 @@ class Validator:
             reveal=reveal,
             burn_uid=payout.burn.uid,
             burn_target=payout.burn.who,
+            # `--mode cloud`: the round's provider choice (RoundChoice.to_json); {} for other runtimes
+            compute=getattr(getattr(self.runtime, "choice", None), "to_json", dict)(),
         )
         summary = {"evaluated": len(fresh), "cached": len(reused), "copies": len(copies),
                    "rejected": len(plan.rejected), "weights_status": outcome_line,
@@ -283,94 +274,6 @@ class Validator:
             gpu_type=first.gpu_type if first else None,
             hourly_price=first.hourly_price if first else None,
         )
-
-    def _smooth(
-        self, outcomes: Sequence[MinerOutcome], raw: dict[int, float], neurons: Sequence[Neuron], round_id: int
-    ) -> dict[str, float]:
-        current = {o.submission.hotkey: raw[o.submission.uid] for o in outcomes if o.counted}
-        evaluated = {o.submission.hotkey for o in outcomes}
-        registered = {n.hotkey for n in neurons}
-        # Registered miners with nothing valid committed this round decay toward zero.
-        for neuron in neurons:
-            if neuron.hotkey not in evaluated and neuron.hotkey != self.chain.hotkey:
-                current.setdefault(neuron.hotkey, 0.0)
-        # A hotkey no longer registered (replaced on its uid, deregistered) is forgotten: whoever
-        # holds the uid now starts from nothing.
-        previous = {hk: s for hk, s in self.results.smoothed_scores().items() if hk in registered}
-        smoothed = scoring.smooth(previous, {hk: s for hk, s in current.items() if hk in registered},
-                                  self.settings.ema_alpha)
-        self.results.save_smoothed_scores(smoothed, round_id)
-        return smoothed
-
-    def _weights(self, smoothed: dict[str, float], neurons: Sequence[Neuron]) -> Payout:
-        registered = {n.hotkey: n.uid for n in neurons}
-        by_uid = {uid: smoothed[hk] for hk, uid in registered.items() if hk in smoothed}
-        s = self.settings
-        burn = self._burn_target(neurons)
-        if burn.uid is None and s.burn_share > 0:
-            log.warning("no burn uid (%s): SUBNET_BURN_SHARE is not applied this round", burn.who)
-        if not any(score > 0 for score in by_uid.values()):
-            # Nobody earned: all weight to the burn uid, so this validator never goes stale on chain.
-            return Payout({} if burn.uid is None else {burn.uid: 1.0}, burn, nobody_earned=True)
-        share = s.burn_share if burn.uid is not None else 0.0
-        weights = scoring.weights(by_uid, power=s.power, burn_share=share, burn_uid=burn.uid or 0)
-        return Payout(weights, burn, nobody_earned=False)
-
-    def _burn_target(self, neurons: Sequence[Neuron]) -> BurnTarget:
-        """Where burned weight goes: SUBNET_BURN_UID when set, else the subnet owner's uid as the
-        chain records it (on the devchain the owner holds uid 0; on a real subnet it is wherever
-        the owner's hotkey is registered, never an assumed 0)."""
-        if self.settings.burn_uid is not None:
-            return BurnTarget(self.settings.burn_uid, "SUBNET_BURN_UID")
-        try:
-            owner = self.chain.subnet_owner(self.settings.netuid)
-        except ChainError as exc:
-            return BurnTarget(None, f"the subnet owner could not be read: {one_line(str(exc))}")
-        uid = next((n.uid for n in neurons if owner and n.hotkey == owner), None)
-        if uid is None:
-            who = f"the subnet owner's hotkey {owner} holds no uid" if owner else "the chain names no subnet owner"
-            return BurnTarget(None, who)
-        return BurnTarget(uid, f"the subnet owner {owner}")
-
-    def _set_weights(self, payout: Payout) -> tuple[str, WeightsReceipt | None]:
-        weights = payout.weights
-        if not weights:
-            return (f"not set: nobody earned and there is no burn uid ({payout.burn.who}); "
-                    f"set SUBNET_BURN_UID"), None
-        try:
-            receipt = self.chain.set_weights(self.settings.netuid, weights, self.settings.version_key)
-        except WeightsRateLimited as exc:
-            return f"not set: rate limited, retry in {exc.retry_in_blocks} blocks", None
-        except ChainError as exc:
-            log.warning("set_weights failed: %s", exc)
-            return f"not set: {exc}", None
-        burn = " (nobody earned: all to the burn uid)" if payout.nobody_earned else ""
-        if receipt is not None and receipt.status == "committed":
-            return f"committed for {len(weights)} uids at block {receipt.block}; reveal pending{burn}", receipt
-        return f"set for {len(weights)} uids{burn}", receipt
-
-    def _confirm_reveal(self) -> str:
-        """On commit-reveal subnets: did the last committed weights land when revealed?"""
-        last = self.store.last_weights()
-        if last is None or last.status != "committed" or last.confirmed_block is not None:
-            return ""
-        try:
-            row = self.chain.weights_row(self.settings.netuid)
-        except ChainError as exc:
-            return f"reveal of round {last.round_id}: unknown ({exc})"
-        if row is not None and weights_match(row, last.weights):
-            block = self.chain.current_block()
-            self.store.confirm_weights(last.round_id, block)
-            return f"reveal of round {last.round_id} confirmed at block {block}"
-        return f"reveal of round {last.round_id} pending"
-
-
-def weights_match(on_chain: dict[int, float], sent: dict[int, float], tolerance: float = 0.01) -> bool:
-    """Whether a revealed row is what was sent (u16 quantisation allowed for)."""
-    if {u for u, w in on_chain.items() if w > 0} != {u for u, w in sent.items() if w > 0}:
-        return False
-    total = sum(sent.values()) or 1.0
-    return all(abs(on_chain.get(u, 0.0) - w / total) <= tolerance for u, w in sent.items())
 
 
 def _fault_kind(value: str | None) -> FaultKind | None:

@@ -78,6 +78,8 @@ async def serve(
         stopper.cancel()
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+        if work.done():  # a teardown still running (hurried or past grace) keeps its clients
+            await vloop.close_runtime()
 
 
 async def _wind_down(vloop: ValidatorLoop, signame: str) -> str:
