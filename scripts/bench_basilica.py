@@ -36,7 +36,6 @@ import os
 import signal
 import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -52,7 +51,7 @@ from subnet.protocol import Submission
 from subnet.runtime.basilica import BasilicaRuntime
 from subnet.state.identity import validator_identity
 from subnet.twins.basilica_deployments import Generation
-from subnet.twins.basilica_profile import Fate, ProductionProfile
+from subnet.twins.basilica_profile import ProductionProfile
 from subnet.twins.basilica_twin import BasilicaTwin
 from subnet.twins.deployment_host import ActorHost
 from subnet.twins.standin import EchoChallenge, serve_http

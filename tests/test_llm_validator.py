@@ -5,7 +5,6 @@ the status table and the metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from pathlib import Path
 
