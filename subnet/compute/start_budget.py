@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 PULL_S = 300.0  # the operator's limit on a failing pull (see above); a slow healthy pull has none
 SCHEDULE_S = 180.0  # node assignment on a warm pool; a fresh node takes longer and is then infra
@@ -71,6 +72,13 @@ def calls_bound_s(miners: int, tasks: int, per_miner: int, concurrency: int, cal
     engine's bounds: with fair turns every miner may finish near the end)."""
     rounds = max(math.ceil(tasks / max(per_miner, 1)), math.ceil(miners * tasks / max(concurrency, 1)))
     return rounds * call_timeout
+
+
+def round_calls_s(settings: Any, miners: int) -> float:
+    """`calls_bound_s` for a round of `miners` under the validator's settings (tasks, per_miner,
+    concurrency, call_timeout)."""
+    s = settings
+    return calls_bound_s(miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
 
 
 def life_bound_s(start_s: float, calls_s: float) -> float:

@@ -40,7 +40,7 @@ from subnet.compute.errors import BasilicaError
 from subnet.compute.policy import Offering, cpu_offering
 from subnet.compute.settings import DEFAULT_CPU_HOURLY_RATE
 from subnet.compute.selection import Ranked
-from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s, ttl_s
+from subnet.compute.start_budget import StartBudget, life_bound_s, round_calls_s, ttl_s
 from subnet.config import Settings
 from subnet.protocol import ACTOR_PORT, InfraFault, StartRefused, Submission
 from subnet.runtime.affinetes_session import AffinetesSession
@@ -133,8 +133,7 @@ class BasilicaRuntime:
     # ---- the Runtime port ----------------------------------------------------------------
 
     def _calls_s(self) -> float:
-        s = self.settings
-        return calls_bound_s(self._miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
+        return round_calls_s(self.settings, self._miners)
 
     @contextlib.asynccontextmanager
     async def open(

@@ -39,7 +39,7 @@ from subnet.compute.placement import RoundPlan
 from subnet.compute.policy import GpuPolicy
 from subnet.compute.providers import ProviderDown, cheapest_across
 from subnet.compute.selection import BoxOffer, LearnedStarts, Ranked, from_basilica, gpu_key
-from subnet.compute.start_budget import calls_bound_s
+from subnet.compute.start_budget import round_calls_s
 from subnet.config import Settings
 from subnet.protocol import InfraFault, StartRefused, Submission
 from subnet.runtime.docker import challenge_needs_gpu
@@ -137,8 +137,7 @@ class MarketRuntime:
             return None  # nothing to start: the preflights only reclaimed leftovers
         left_out = {p.name: why for p, why in zip(self.providers, refusals) if why}
         ready = [p for p in self.providers if p.name not in left_out]
-        s = self.settings
-        busy_s = calls_bound_s(len(submissions), s.tasks, s.per_miner, s.concurrency, s.call_timeout)
+        busy_s = round_calls_s(self.settings, len(submissions))
         found = await cheapest_across([RoundOffers(p) for p in ready], self.policy, self._learned(), busy_s,
                                       warn=lambda _line: None)  # said below, one line per provider
         left_out |= found.left_out

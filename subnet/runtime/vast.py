@@ -30,7 +30,7 @@ from subnet.compute.budget import Budget, RoundCost, expected_hours, refusal
 from subnet.compute.ledger import Ledger
 from subnet.compute.policy import GpuPolicy
 from subnet.compute.selection import Ranked, learn_starts, samples_from_ledger
-from subnet.compute.start_budget import StartBudget, calls_bound_s, life_bound_s
+from subnet.compute.start_budget import StartBudget, life_bound_s, round_calls_s
 from subnet.compute.vast import VastAuthError, VastError
 from subnet.config import NEVER_FORWARDED, Settings
 from subnet.protocol import InfraFault, StartRefused, Submission
@@ -143,8 +143,7 @@ class VastRuntime:
         return refusal(Budget(s.max_deployments, _dec(s.max_round_spend), _dec(s.min_balance)), cost, balance)
 
     def _calls_s(self) -> float:
-        s = self.settings
-        return calls_bound_s(self._miners, s.tasks, s.per_miner, s.concurrency, s.call_timeout)
+        return round_calls_s(self.settings, self._miners)
 
     # ---- the Runtime port ------------------------------------------------------------------
 
