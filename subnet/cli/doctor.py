@@ -88,35 +88,6 @@ def check_basilica(api_key: str | None = None) -> list[Check]:
     return [token, Check("basilica-balance", "ok", f"balance {money(bal['balance'])}"), cap]
 
 
-def vast_key_source(flag: str | None, home: Path | None = None) -> tuple[str | None, str]:
-    """The Vast key and where it was found, in `resolve_vast_key`'s order (compute/vast/keys.py).
-    The place is said; the key never is."""
-    from dotenv import dotenv_values
-
-    from subnet.compute.vast import keys
-
-    if (flag or "").strip():
-        return flag.strip(), "the --vast-key flag"
-    if os.environ.get(keys.KEY_ENV, "").strip():
-        return os.environ[keys.KEY_ENV].strip(), f"{keys.KEY_ENV} in the environment"
-    found = (keys._from_keyring() or "").strip()
-    if found:
-        return found, f"the OS keyring (service {keys.KEYRING_SERVICE!r})"
-    folder = home or Path.cwd()
-    for name in keys.DOTENV_FILES:
-        value = (dotenv_values(folder / name).get(keys.KEY_ENV) or "").strip() if (folder / name).is_file() else ""
-        if value:
-            return value, f"{keys.KEY_ENV} in {folder / name}"
-    for path in keys.config_key_paths():
-        try:
-            value = path.read_text().strip()
-        except OSError:
-            continue
-        if value:
-            return value, str(path)
-    return None, "nowhere"
-
-
 def check_vast(flag: str | None = None) -> list[Check]:
     """Key found (and where from), API reachable, balance, and the cap every Vast rental is held to."""
     import asyncio
@@ -124,12 +95,13 @@ def check_vast(flag: str | None = None) -> list[Check]:
     from subnet.compute.policy import PolicyFormatError, money
     from subnet.compute.providers import cap_variable, load_policy
     from subnet.compute.vast import VastAuthError, VastClient, VastError
+    from subnet.compute.vast.keys import find_vast_key
 
     try:
         cap = load_policy().max_hourly_rate
     except PolicyFormatError as exc:
         return [Check("vast-price-cap", "fail", str(exc), "set SUBNET_MAX_HOURLY_RATE to dollars per hour, e.g. 0.44")]
-    key, source = vast_key_source(flag)
+    key, source = find_vast_key(flag)
     if key is None:
         return [Check("vast", "warn", "no Vast API key (looked in --vast-key, VAST_API_KEY, the keyring, .env.vast, "
                       ".env and the vastai config file)", "export VAST_API_KEY=... (needed for Vast mode only)")]

@@ -52,6 +52,23 @@ def test_each_source_in_order(place, monkeypatch):
     assert resolve_vast_key("from-flag") == "from-flag"
 
 
+def test_each_source_is_named_where_it_was_found(place, monkeypatch):
+    from subnet.compute.vast.keys import find_vast_key
+
+    assert find_vast_key(None) == (None, "nowhere")
+    (place.home / ".vast_api_key").write_text("legacy\n")
+    assert find_vast_key(None) == ("legacy", str(place.home / ".vast_api_key"))
+    config_file(place, "from-config")
+    assert find_vast_key(None) == ("from-config", str(place.cfg / "vastai" / "vast_api_key"))
+    (place.work / ".env").write_text("VAST_API_KEY=from-dotenv\n")
+    assert find_vast_key(None) == ("from-dotenv", f"VAST_API_KEY in {place.work / '.env'}")
+    fake_keyring(monkeypatch, "from-keyring")
+    assert find_vast_key(None) == ("from-keyring", "the OS keyring (service 'vastai')")
+    monkeypatch.setenv("VAST_API_KEY", "from-env")
+    assert find_vast_key(None) == ("from-env", "VAST_API_KEY in the environment")
+    assert find_vast_key("from-flag") == ("from-flag", "the --vast-key flag")
+
+
 def test_empty_values_fall_through(place, monkeypatch):
     monkeypatch.setenv("VAST_API_KEY", "")
     (place.work / ".env.vast").write_text("VAST_API_KEY=\n")

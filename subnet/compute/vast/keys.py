@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Callable
 
 KEY_ENV = "VAST_API_KEY"
 KEYRING_SERVICE = "vastai"
@@ -25,12 +26,24 @@ DOTENV_FILES = (".env.vast", ".env")
 
 def resolve_vast_key(flag: str | None, home: Path | None = None) -> str | None:
     """The first key found in the order above, stripped; None when there is none."""
-    for source in (lambda: flag, lambda: os.environ.get(KEY_ENV), _from_keyring,
-                   lambda: _from_dotenv(home or Path.cwd()), _from_config_files):
+    return find_vast_key(flag, home)[0]
+
+
+def find_vast_key(flag: str | None, home: Path | None = None) -> tuple[str | None, str]:
+    """The first key found in the order above and where it was found ("nowhere" when none).
+    The place may be shown to the operator (`subnet doctor`); the key never is."""
+    sources = ((lambda: flag, "the --vast-key flag"),
+               (lambda: os.environ.get(KEY_ENV), f"{KEY_ENV} in the environment"),
+               (_from_keyring, f"the OS keyring (service {KEYRING_SERVICE!r})"))
+    for source, where in sources:
         key = (source() or "").strip()
         if key:
-            return key
-    return None
+            return key, where
+    for where, read in (*_dotenv_sources(home or Path.cwd()), *_config_file_sources()):
+        key = (read() or "").strip()
+        if key:
+            return key, where
+    return None, "nowhere"
 
 
 def _from_keyring() -> str | None:
@@ -43,16 +56,13 @@ def _from_keyring() -> str | None:
     return None
 
 
-def _from_dotenv(folder: Path) -> str | None:
+def _dotenv_sources(folder: Path) -> list[tuple[str, Callable[[], str | None]]]:
     from dotenv import dotenv_values  # python-dotenv: pydantic-settings' own dotenv reader
 
-    for name in DOTENV_FILES:
-        path = folder / name
-        if path.is_file():
-            value = dotenv_values(path).get(KEY_ENV)
-            if value and value.strip():
-                return value
-    return None
+    def read(path: Path) -> str | None:
+        return dotenv_values(path).get(KEY_ENV) if path.is_file() else None
+
+    return [(f"{KEY_ENV} in {folder / name}", lambda path=folder / name: read(path)) for name in DOTENV_FILES]
 
 
 def config_key_paths() -> list[Path]:
@@ -60,10 +70,10 @@ def config_key_paths() -> list[Path]:
     return [Path(xdg) / "vastai" / "vast_api_key", Path.home() / ".vast_api_key"]
 
 
-def _from_config_files() -> str | None:
-    for path in config_key_paths():
+def _config_file_sources() -> list[tuple[str, Callable[[], str | None]]]:
+    def read(path: Path) -> str | None:
         with contextlib.suppress(OSError):
-            text = path.read_text().strip()
-            if text:
-                return text
-    return None
+            return path.read_text()
+        return None
+
+    return [(str(path), lambda path=path: read(path)) for path in config_key_paths()]
