@@ -14,7 +14,9 @@ from docker_support import owned_by
 from envs_factory import make_broken_env, make_env
 from test_dry_run import BROKEN, FAULTY, by_env, run_dry_run
 
-pytestmark = pytest.mark.docker
+# The module's round builds nine env images and runs them (its dry run allows 900 s): pytest-timeout's
+# 300 s default per test counts that fixture's setup, and a loaded machine took it past 300 s once.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 KINDS = ["raises", "self_scored", "wrong", "skipped_layer", "huge", "hangs"]
 

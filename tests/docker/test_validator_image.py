@@ -9,7 +9,9 @@ from subnet.miner.build import _build
 from docker_support import REPO
 from session_images import session_labels
 
-pytestmark = pytest.mark.docker
+# A cold build of the validator image installs the package and its dependencies from PyPI (minutes):
+# pytest-timeout's 300 s default per test counts this module fixture's setup, and a cold cache ran past it.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 TAG = "subnet-test/validator:latest"
 
